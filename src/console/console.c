@@ -1,0 +1,311 @@
+/* Console core: spec parsing, input ring, output and log; see console.h. */
+#include "console/console.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define MAX_CONSOLES 4
+
+/* Consoles with a terminal in raw mode, for the restore-on-exit path. */
+static struct console *raw_consoles[MAX_CONSOLES];
+
+void console_restore_terminals(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_CONSOLES; i++) {
+		struct console *c = raw_consoles[i];
+
+		if (c && c->termios_fd >= 0)
+			tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
+	}
+}
+
+static void crash_handler(int sig)
+{
+	console_restore_terminals();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int console_make_raw(struct console *c, int fd)
+{
+	static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE,
+					     SIGILL };
+	struct termios raw;
+	size_t i;
+
+	if (tcgetattr(fd, &c->saved_termios) < 0)
+		return -errno;
+	raw = c->saved_termios;
+	cfmakeraw(&raw);
+	if (tcsetattr(fd, TCSAFLUSH, &raw) < 0)
+		return -errno;
+	c->termios_fd = fd;
+	if (fd == STDIN_FILENO && isatty(STDERR_FILENO))
+		log_set_crlf(true);
+	for (i = 0; i < MAX_CONSOLES; i++) {
+		if (!raw_consoles[i]) {
+			raw_consoles[i] = c;
+			break;
+		}
+	}
+	for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
+		signal(crash_signals[i], crash_handler);
+	return 0;
+}
+
+static void input_event(struct ev_handler *h, uint32_t events)
+{
+	struct console *c = h->opaque;
+	size_t tail, room;
+	ssize_t n = 0;
+
+	(void)events;
+	pthread_mutex_lock(&c->lock);
+	room = CONSOLE_RING - c->ring_len;
+	tail = (c->ring_head + c->ring_len) % CONSOLE_RING;
+	if (room > CONSOLE_RING - tail)
+		room = CONSOLE_RING - tail;
+	if (!room) {
+		/* Full: stop reading until the guest drains some. */
+		c->in_paused = true;
+		evloop_modify(c->loop, &c->in_ev, 0);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	n = read(c->in_fd, c->ring + tail, room);
+	if (n > 0)
+		c->ring_len += n;
+	pthread_mutex_unlock(&c->lock);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		/* EOF or error: a socket client left, stdin closed. */
+		evloop_del(c->loop, &c->in_ev);
+		if (c->listen_fd >= 0) {
+			pthread_mutex_lock(&c->lock);
+			close(c->in_fd);
+			c->in_fd = c->out_fd = -1;
+			pthread_mutex_unlock(&c->lock);
+			evloop_modify(c->loop, &c->listen_ev, EPOLLIN);
+		}
+		return;
+	}
+	if (n > 0 && c->input_ready)
+		c->input_ready(c->input_opaque);
+}
+
+int console_watch_input(struct console *c)
+{
+	int err = evloop_add(c->loop, &c->in_ev, c->in_fd, EPOLLIN, input_event, c);
+
+	if (err == -EPERM) {
+		/* A regular file or /dev/null: epoll cannot watch it, so the
+		 * UART's reads pull from it directly (console_read). */
+		c->in_pollable = false;
+		return 0;
+	}
+	c->in_pollable = true;
+	return err;
+}
+
+void console_set_input_ready(struct console *c, void (*fn)(void *), void *opaque)
+{
+	c->input_ready = fn;
+	c->input_opaque = opaque;
+}
+
+size_t console_read(struct console *c, void *buf, size_t max)
+{
+	uint8_t *out = buf;
+	size_t n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->in_pollable && c->in_fd >= 0 && !c->ring_len) {
+		ssize_t r = read(c->in_fd, c->ring, CONSOLE_RING);
+
+		c->ring_head = 0;
+		if (r > 0)
+			c->ring_len = r;
+		else
+			c->in_fd = -1; /* EOF: no more input */
+	}
+	while (n < max && c->ring_len) {
+		out[n++] = c->ring[c->ring_head];
+		c->ring_head = (c->ring_head + 1) % CONSOLE_RING;
+		c->ring_len--;
+	}
+	if (c->in_paused && c->ring_len < CONSOLE_RING) {
+		c->in_paused = false;
+		evloop_modify(c->loop, &c->in_ev, EPOLLIN);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= n;
+	}
+}
+
+void console_write(struct console *c, const void *buf, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->log_fd >= 0)
+		write_all(c->log_fd, buf, len);
+	if (c->out_fd >= 0) {
+		if (c->out_drop_when_full) {
+			ssize_t n = write(c->out_fd, buf, len);
+
+			if (n < (ssize_t)len)
+				c->dropped_bytes += len - (n > 0 ? n : 0);
+		} else {
+			write_all(c->out_fd, buf, len);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Split "backend[=arg][,log=FILE]"; fills @backend and @arg in @buf. */
+static int parse_spec(const char *spec, char *buf, size_t size,
+		      const char **backend, const char **arg, const char **log,
+		      const char **why)
+{
+	char *p, *opt;
+
+	if (!spec || !*spec) {
+		*why = "empty console backend";
+		return -EINVAL;
+	}
+	if (strlen(spec) >= size) {
+		*why = "console specification too long";
+		return -ENAMETOOLONG;
+	}
+	strcpy(buf, spec);
+	*log = NULL;
+	/* Options after the first comma; only log= is known. */
+	p = strchr(buf, ',');
+	if (p) {
+		*p++ = '\0';
+		while ((opt = strsep(&p, ",")) != NULL) {
+			if (!strncmp(opt, "log=", 4) && opt[4]) {
+				*log = opt + 4;
+			} else {
+				*why = "unknown console option (expected log=FILE)";
+				return -EINVAL;
+			}
+		}
+	}
+	*backend = buf;
+	*arg = NULL;
+	if (buf[0] == '/') {
+		*arg = buf; /* a device path */
+		*backend = "device";
+		return 0;
+	}
+	p = strchr(buf, '=');
+	if (p) {
+		*p = '\0';
+		*arg = p + 1;
+	}
+	if (!console_backend_find(*backend)) {
+		*why = "unknown console backend (expected stdio, autopty[=PATH], "
+		       "socket=PATH, /dev/..., or null)";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int console_check_spec(const char *spec, const char **why)
+{
+	const char *backend, *arg, *log;
+	char buf[512];
+	int err = parse_spec(spec, buf, sizeof(buf), &backend, &arg, &log, why);
+
+	if (err)
+		return err;
+	if (!strcmp(backend, "socket") && (!arg || !*arg)) {
+		*why = "socket needs a path: socket=PATH";
+		return -EINVAL;
+	}
+	if (arg && strlen(arg) >= CONSOLE_PATH_MAX) {
+		*why = "path too long for a Unix socket";
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int console_open(struct console *c, struct evloop *loop, const char *name,
+		 const char *spec, const char **why)
+{
+	const char *backend, *arg, *log;
+	char buf[512];
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	c->name = name;
+	c->loop = loop;
+	c->in_fd = c->out_fd = c->listen_fd = c->log_fd = -1;
+	c->pty_slave_fd = c->termios_fd = -1;
+	err = console_check_spec(spec, why);
+	if (err)
+		return err;
+	err = parse_spec(spec, buf, sizeof(buf), &backend, &arg, &log, why);
+	if (err)
+		return err;
+	if (log) {
+		c->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				 0644);
+		if (c->log_fd < 0) {
+			*why = "cannot open the log file";
+			return -errno;
+		}
+	}
+	c->backend = console_backend_find(backend);
+	err = c->backend->open(c, arg, why);
+	if (err) {
+		if (c->log_fd >= 0)
+			close(c->log_fd);
+		c->log_fd = -1;
+	}
+	return err;
+}
+
+void console_close(struct console *c)
+{
+	int i;
+
+	if (!c->backend)
+		return;
+	evloop_del(c->loop, &c->in_ev);
+	evloop_del(c->loop, &c->listen_ev);
+	if (c->termios_fd >= 0) {
+		tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
+		if (c->termios_fd == STDIN_FILENO)
+			log_set_crlf(false);
+		c->termios_fd = -1;
+	}
+	for (i = 0; i < MAX_CONSOLES; i++)
+		if (raw_consoles[i] == c)
+			raw_consoles[i] = NULL;
+	c->backend->close(c);
+	if (c->log_fd >= 0)
+		close(c->log_fd);
+	c->log_fd = -1;
+	c->backend = NULL;
+}
