@@ -1,0 +1,48 @@
+# A thin wrapper around Meson: see README.md.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PYTHON ?= /usr/bin/python3
+KHYVE = $(BUILD)/src/khyve
+GUESTS = $(BUILD)/tests/guests
+
+.PHONY: all check demo bench guestkit deps-build deps-test clean
+
+all: deps-build $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps-build:
+	@tools/deps.sh build
+
+deps-test:
+	@tools/deps.sh build test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+# The sanitizer build runs the unit tests (the test guests need no
+# sanitizer and are not built there).
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dguests=false
+
+check: deps-test $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja
+	ninja -C $(BUILD)
+	meson test -C $(BUILD) --print-errorlogs --suite unit
+	ninja -C $(ASAN_BUILD)
+	meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit
+	KHYVE=$(abspath $(KHYVE)) KHYVE_GUESTS=$(abspath $(GUESTS)) \
+		$(PYTHON) -m pytest -q tests
+
+demo: all
+	$(KHYVE) -m 128M -l com1,stdio -f kexec,$(GUESTS)/hello.elf,,"demo"
+
+bench: all
+	@tools/deps.sh bench
+	$(PYTHON) tools/bench/run.py --khyve $(KHYVE) --guests $(GUESTS)
+
+guestkit:
+	@tools/deps.sh guestkit
+	tools/guestkit/build.sh $(BUILD)/guestkit
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
