@@ -86,6 +86,8 @@ static int parse(struct config *cfg, char *err, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	r = config_parse_args(cfg, argc, argv, err, CONFIG_ERR_LEN);
+	if (r)
+		config_free(cfg); /* what was split before the error */
 	return r;
 }
 
