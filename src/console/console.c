@@ -140,7 +140,9 @@ size_t console_read(struct console *c, void *buf, size_t max)
 		c->ring_head = (c->ring_head + 1) % CONSOLE_RING;
 		c->ring_len--;
 	}
-	if (c->in_paused && c->ring_len < CONSOLE_RING) {
+	/* Resume reading only once half the ring is free: resuming at every
+	 * byte taken would cost an epoll_ctl and a wake-up per byte. */
+	if (c->in_paused && c->ring_len <= CONSOLE_RING / 2) {
 		c->in_paused = false;
 		evloop_modify(c->loop, &c->in_ev, EPOLLIN);
 	}
