@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "arch/x86/mptable.h"
+#include "bus/acpi.h"
 #include "bus/smbios.h"
 #include "devices/registry.h"
 
@@ -180,7 +182,19 @@ int machine_build(struct machine *m, const struct config *cfg, char *err,
 		uuid[8] = (uuid[8] & 0x3f) | 0x80;
 	}
 	r = smbios_install(&m->vm.mem, uuid);
-	return r ? fail(err, errlen, r, "SMBIOS tables", r) : 0;
+	if (r)
+		return fail(err, errlen, r, "SMBIOS tables", r);
+	if (!cfg->no_mptable) {
+		r = mptable_install(&m->vm.mem, cfg->nr_vcpus);
+		if (r)
+			return fail(err, errlen, r, "MP table", r);
+	}
+	if (cfg->acpi) {
+		r = acpi_install(&m->vm.mem, cfg->nr_vcpus, &m->rsdp_gpa);
+		if (r)
+			return fail(err, errlen, r, "ACPI tables", r);
+	}
+	return 0;
 }
 
 int machine_open_consoles(struct machine *m, char *err, size_t errlen)

@@ -45,6 +45,7 @@ struct machine {
 	struct rtc rtc;
 	struct i8042 kbc;
 	struct pm pm;
+	uint64_t rsdp_gpa; /* ACPI RSDP with -A, else 0 */
 };
 
 /* Attach the platform and the -s devices to m->vm; 0 or -errno with @err. */

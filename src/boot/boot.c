@@ -150,8 +150,8 @@ static int load_initrd(struct vm *vm, const char *path, uint64_t kernel_end,
 	return r ? fail(err, errlen, r, "initrd %s: cannot place it", path) : 0;
 }
 
-static int load_kexec(struct vm *vm, const struct config *cfg, char *err,
-		      size_t errlen)
+static int load_kexec(struct vm *vm, const struct config *cfg,
+		      uint64_t rsdp_gpa, char *err, size_t errlen)
 {
 	struct boot_params_info info = { 0 };
 	struct e820_entry map[E820_MAX];
@@ -191,6 +191,7 @@ static int load_kexec(struct vm *vm, const struct config *cfg, char *err,
 	if (r)
 		return r;
 
+	info.rsdp_gpa = rsdp_gpa;
 	info.cmdline_gpa = LAYOUT_CMDLINE;
 	info.cmdline_len = cmdlen;
 	info.e820 = map;
@@ -206,13 +207,14 @@ static int load_kexec(struct vm *vm, const struct config *cfg, char *err,
 	return 0;
 }
 
-int boot_load(struct vm *vm, const struct config *cfg, char *err, size_t errlen)
+int boot_load(struct vm *vm, const struct config *cfg, uint64_t rsdp_gpa,
+	      char *err, size_t errlen)
 {
 	switch (cfg->boot) {
 	case BOOT_BOOTROM:
 		return load_bootrom(vm, cfg->bootrom, err, errlen);
 	case BOOT_KEXEC:
-		return load_kexec(vm, cfg, err, errlen);
+		return load_kexec(vm, cfg, rsdp_gpa, err, errlen);
 	default:
 		return fail(err, errlen, -EINVAL, "nothing to boot: give "
 			    "-f kexec,KERNEL,INITRD,CMDLINE or -f bootrom,FILE");

@@ -12,9 +12,12 @@
 #include "config/config.h"
 #include "core/vm.h"
 
-/* Load what @cfg asks into @vm and set up vCPU 0; 0 or -errno with @err. */
-int boot_load(struct vm *vm, const struct config *cfg, char *err,
-	      size_t errlen) __must_check;
+/*
+ * Load what @cfg asks into @vm and set up vCPU 0; @rsdp_gpa (0: none) goes
+ * to the kernel in boot_params. 0 or -errno with @err.
+ */
+int boot_load(struct vm *vm, const struct config *cfg, uint64_t rsdp_gpa,
+	      char *err, size_t errlen) __must_check;
 /*
  * Read the whole of @path (at most @max bytes) into a new buffer. 0, or
  * -errno with @err naming the file and the problem.
