@@ -207,7 +207,7 @@ int main(int argc, char **argv)
 	vm_create(&machine.vm, &vmo);
 	if (machine_build(&machine, &cfg, err, sizeof(err)))
 		die("%s", err);
-	if (boot_load(&machine.vm, &cfg, err, sizeof(err)))
+	if (boot_load(&machine.vm, &cfg, machine.rsdp_gpa, err, sizeof(err)))
 		die("%s", err);
 	if (evloop_init(&machine.loop))
 		die_errno("epoll");
