@@ -353,10 +353,12 @@ static void test_xsave_checks_before_ioctls(void **state)
 	static const uint8_t xrstor64_rdi[] = { 0x48, 0x0f, 0xae, 0x2f };
 	static const uint8_t lock_xsave[] = { 0xf0, 0x0f, 0xae, 0x27 };
 
-	s->regs.rdi = LA;
+	/* CR4.OSXSAVE clear: #UD, even before a non-canonical address. */
+	s->regs.rdi = 0x0000800000000000ULL;
 	test_vcpu_fail(t, xsave_rdi, sizeof(xsave_rdi));
 	assert_int_equal(pvm_fixup(&t->vcpu), 0);
-	expect_injected(t, PVM_VEC_UD, -1); /* CR4.OSXSAVE clear */
+	expect_injected(t, PVM_VEC_UD, -1);
+	s->regs.rdi = LA;
 
 	s->sregs.cr4 |= PVM_CR4_OSXSAVE;
 	s->sregs.cr0 |= PVM_CR0_TS;

@@ -134,18 +134,26 @@ static int fixup_memory_insn(struct vcpu *vcpu, const struct pvm_insn *insn,
 			     struct pvm_exc *exc)
 {
 	const struct kvm_sync_regs *s = &vcpu->run->s.regs;
+	bool cmpxchg = insn->op == PVM_INSN_CMPXCHG8B ||
+		       insn->op == PVM_INSN_CMPXCHG16B;
 	struct pvm_mmu mmu;
 	uint64_t la;
+	int ret;
 
 	pvm_walk_mmu_init(&mmu, &s->sregs, s->regs.rflags,
 			  pvm_host_cpu()->maxphyaddr);
 	mmu.cpl = fixup_cpl(&s->sregs);
+	if (!cmpxchg) {
+		ret = pvm_xsave_check_usable(&mmu, exc);
+		if (ret)
+			return ret;
+	}
 	la = pvm_insn_linear_addr(insn, &s->regs, &s->sregs);
 	if (!pvm_walk_canonical(&mmu, la))
 		return pvm_exc_raise(exc, pvm_insn_uses_ss(insn) ? PVM_VEC_SS
 								 : PVM_VEC_GP,
 				     true, 0);
-	if (insn->op == PVM_INSN_CMPXCHG8B || insn->op == PVM_INSN_CMPXCHG16B)
+	if (cmpxchg)
 		return fixup_cmpxchg(vcpu, insn, &mmu, la, exc);
 	return pvm_xsave_emulate(vcpu, insn, &mmu, la, exc);
 }

@@ -13,7 +13,14 @@
  *   - KVM_CAP_EXIT_ON_EMULATION_FAILURE enabled (bytes in every exit);
  *   - KVM_CAP_EXCEPTION_PAYLOAD enabled, so a #PF carries CR2 in the
  *     events (exception_payload) and SREGS are never written; without it a
- *     #PF costs one KVM_SET_SREGS to set CR2.
+ *     #PF costs one KVM_SET_SREGS to set CR2. Which one applies is read
+ *     from KVM_VCPUEVENT_VALID_PAYLOAD in the synced events.
+ * The caller counts vcpu->nr_fixups; pvm_fixup() does not.
+ *
+ * Measured on the project's PVM host (tests/unit/pvm/test_kvm.c): KVM's
+ * emulator raises the #GP/#PF of cmpxchg16b itself and runs cmpxchg8b, so
+ * only a cmpxchg16b whose access is allowed reaches user space; the xsave
+ * family always does.
  */
 #ifndef KHYVE_PVM_FIXUP_H
 #define KHYVE_PVM_FIXUP_H
@@ -37,8 +44,9 @@ bool pvm_host_detect(void);
  * run->kvm_dirty_regs (never SREGS). A negative errno when not handled, and
  * then the vCPU state is unchanged: -ENOSYS for an instruction, CPU mode or
  * operand (not RAM) that is not emulated, -EINVAL for an exit that is not
- * such a failure or carries no usable state, another -errno when a vCPU
- * ioctl failed (xsave family). The caller then reports with
+ * such a failure, carries no usable state or already has an exception
+ * queued, another -errno when a vCPU ioctl failed (xsave family, #PF
+ * without the payload capability). The caller then reports with
  * pvm_describe_failure() and stops the VM.
  */
 int pvm_fixup(struct vcpu *vcpu);

@@ -316,6 +316,15 @@ static int xsave_do_restore(struct vcpu *vcpu, const struct pvm_mmu *mmu,
 	return ret;
 }
 
+int pvm_xsave_check_usable(const struct pvm_mmu *mmu, struct pvm_exc *exc)
+{
+	if (!(mmu->cr4 & PVM_CR4_OSXSAVE))
+		return pvm_exc_raise(exc, PVM_VEC_UD, false, 0);
+	if (mmu->cr0 & PVM_CR0_TS)
+		return pvm_exc_raise(exc, PVM_VEC_NM, false, 0);
+	return 0;
+}
+
 int pvm_xsave_emulate(struct vcpu *vcpu, const struct pvm_insn *insn,
 		      const struct pvm_mmu *mmu, uint64_t la,
 		      struct pvm_exc *exc)
@@ -325,10 +334,9 @@ int pvm_xsave_emulate(struct vcpu *vcpu, const struct pvm_insn *insn,
 	uint64_t xcr0, rfbm;
 	int ret;
 
-	if (!(mmu->cr4 & PVM_CR4_OSXSAVE))
-		return pvm_exc_raise(exc, PVM_VEC_UD, false, 0);
-	if (mmu->cr0 & PVM_CR0_TS)
-		return pvm_exc_raise(exc, PVM_VEC_NM, false, 0);
+	ret = pvm_xsave_check_usable(mmu, exc);
+	if (ret)
+		return ret;
 	if (la & 63)
 		return pvm_exc_raise(exc, PVM_VEC_GP, true, 0);
 	if (!vcpu->vm)

@@ -70,6 +70,11 @@ int pvm_xsave_restore(const struct pvm_xsave_layout *layout, uint8_t *kbuf,
 		      bool rex_w, const struct pvm_area *area,
 		      struct pvm_exc *exc);
 /*
+ * The faults that come before any memory access (SDM Vol 3 §6.9 priority
+ * 9 over 10): #UD without CR4.OSXSAVE, #NM with CR0.TS. 0 or -EFAULT.
+ */
+int pvm_xsave_check_usable(const struct pvm_mmu *mmu, struct pvm_exc *exc);
+/*
  * Emulate the decoded xsave/xsaveopt/xrstor @insn of @vcpu with its operand
  * at linear address @la: #UD/#NM/#GP/#PF as the CPU would, XCR0 from
  * KVM_GET_XCRS, the state through KVM_GET_XSAVE(2)/KVM_SET_XSAVE. RIP is
