@@ -128,14 +128,16 @@ static void gas(uint8_t *p, uint8_t bits, uint8_t access, uint64_t port)
 	put64(p + 4, port);
 }
 
-static uint8_t *build_fadt(struct acpi_builder *b, uint64_t facs, uint64_t dsdt)
+static uint8_t *build_fadt(struct acpi_builder *b, uint64_t facs,
+			   uint64_t dsdt)
 {
 	uint8_t *t = reserve(b, FADT_LEN, 16);
 
 	if (!t)
 		return NULL;
 	header(t, "FACP", FADT_LEN, 6);
-	put32(t + 36, (uint32_t)facs);
+	/* The 64-bit X_ fields below are used; ACPI 6.4 §5.2.9 wants the
+	 * 32-bit FIRMWARE_CTRL zero when X_FIRMWARE_CTRL is set. */
 	put32(t + 40, (uint32_t)dsdt);
 	put16(t + 46, PM_SCI_IRQ);
 	/* SMI_CMD 0: no legacy mode, ACPI is enabled from the start. */

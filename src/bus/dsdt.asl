@@ -143,7 +143,8 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KHYVE ", "KHYVEDSD", 1)
             }
         }
 
-        /* Motherboard resources: MMCONFIG, ACPI PM block, reset register. */
+        /* Motherboard resources: MMCONFIG and the ACPI PM block (0xCF9 is
+         * inside the PCI configuration ports Linux reserves itself). */
         Device (MBRD)
         {
             Name (_HID, EisaId ("PNP0C02"))
@@ -151,7 +152,6 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KHYVE ", "KHYVEDSD", 1)
             Name (_CRS, ResourceTemplate ()
             {
                 IO (Decode16, 0x0400, 0x0400, 0x00, 0x0C)
-                IO (Decode16, 0x0CF9, 0x0CF9, 0x00, 0x01)
                 Memory32Fixed (ReadWrite, 0xE0000000, 0x00100000)
             })
         }

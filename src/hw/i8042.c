@@ -10,6 +10,7 @@
 
 #define STS_OBF 0x01
 #define STS_SYS 0x04
+#define STS_UNLOCKED 0x10 /* keyboard not inhibited by the keylock */
 #define STS_CMD 0x08
 
 #define CMD_READ_CTR 0x20
@@ -122,7 +123,7 @@ uint8_t i8042_read(struct i8042 *kbc, unsigned int port)
 		v = kbc->out;
 		kbc->out_full = false;
 	} else {
-		v = STS_SYS | (kbc->out_full ? STS_OBF : 0) |
+		v = STS_SYS | STS_UNLOCKED | (kbc->out_full ? STS_OBF : 0) |
 		    (kbc->pending_cmd ? STS_CMD : 0);
 	}
 	pthread_mutex_unlock(&kbc->lock);

@@ -94,6 +94,7 @@ static void chain_and_checksums(void **state)
 	assert_memory_equal(dsdt, "DSDT", 4);
 	assert_int_equal(sum(dsdt, u32(dsdt + 4)), 0);
 	assert_memory_equal(at(u64(fadt + 132)), "FACS", 4);
+	assert_int_equal(u32(fadt + 36), 0); /* X_FIRMWARE_CTRL only */
 	assert_int_equal(acpi_build(buf, 100, GPA, 4), -ENOSPC);
 }
 

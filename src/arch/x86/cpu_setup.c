@@ -23,6 +23,9 @@
 #define MSR_SYSCALL_MASK 0xc0000084
 #define MSR_KERNEL_GS_BASE 0xc0000102
 
+#define MSR_K7_HWCR 0xc0010015
+#define HWCR_TSC_FREQ_SEL (1ULL << 24)
+
 #define MISC_ENABLE_FAST_STRING 1ULL
 #define MTRR_ENABLE_WB ((1ULL << 11) | 6)
 
@@ -136,6 +139,26 @@ static void setup_msrs(struct vcpu *vcpu)
 		warn("vCPU %u: KVM_SET_MSRS set fewer MSRs than asked", vcpu->id);
 }
 
+/*
+ * On AMD, Linux checks HWCR.TscFreqSel and calls it a firmware bug when the
+ * TSC does not count at P0 frequency; real firmware sets it. Older KVMs
+ * refuse the bit: then the guest keeps its warning, nothing else changes.
+ */
+static void setup_amd_hwcr(struct vcpu *vcpu)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} msr = { .hdr.nmsrs = 1, .e.index = MSR_K7_HWCR };
+
+	if (!msr_known(vcpu->vm->msrs, MSR_K7_HWCR) ||
+	    ioctl(vcpu->fd, KVM_GET_MSRS, &msr) != 1)
+		return;
+	msr.e.data |= HWCR_TSC_FREQ_SEL;
+	if (ioctl(vcpu->fd, KVM_SET_MSRS, &msr) != 1)
+		debug("vCPU %u: KVM refuses HWCR.TscFreqSel", vcpu->id);
+}
+
 static void setup_fpu(struct vcpu *vcpu)
 {
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
@@ -169,6 +192,7 @@ void x86_cpu_setup(struct vcpu *vcpu)
 {
 	setup_cpuid(vcpu);
 	setup_msrs(vcpu);
+	setup_amd_hwcr(vcpu);
 	setup_fpu(vcpu);
 	setup_lapic(vcpu);
 }
