@@ -15,10 +15,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86/pvm/pvm_fixup.h"
 #include "boot/boot.h"
+#include "boot/boot_params.h"
+#include "boot/elf.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "devices/registry.h"
@@ -39,7 +42,7 @@ struct run_state {
 
 static void cleanup_at_exit(void)
 {
-	console_restore_terminals();
+	console_cleanup_at_exit();
 	if (pidfile_created)
 		unlink(pidfile_created);
 	pidfile_created = NULL;
@@ -65,6 +68,67 @@ static void write_pidfile(const char *path)
 	close(fd);
 }
 
+/*
+ * A closed stdin, stdout or stderr would be reused by the next open() (say
+ * /dev/kvm), and the stdio console or the log would read or write that.
+ */
+static void open_std_fds(void)
+{
+	int fd;
+
+	for (fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* The lowest free descriptor: @fd itself. */
+		if (open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+			_exit(1);
+	}
+}
+
+static bool looks_like_kernel(const uint8_t *hdr, size_t len)
+{
+	uint32_t magic;
+
+	if (elf_is_elf(hdr, len))
+		return true;
+	/* bzImage: the setup header's "HdrS" and the boot sector signature. */
+	if (len < BP_HEADER + 4)
+		return false;
+	memcpy(&magic, hdr + BP_HEADER, sizeof(magic));
+	return magic == BP_HDRS_MAGIC && hdr[BP_BOOT_FLAG] == 0x55 &&
+	       hdr[BP_BOOT_FLAG + 1] == 0xaa;
+}
+
+/*
+ * The boot files are checked before /dev/kvm is opened: a wrong path is the
+ * user's mistake and must be named as such, KVM or not. O_NONBLOCK: a FIFO
+ * must not hang the start-up; it is refused as not a regular file.
+ */
+static void check_boot_file(const char *what, const char *path, bool kernel)
+{
+	uint8_t hdr[BP_HEADER + 4];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		die_errno("%s %s", what, path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die("%s %s: not a regular file", what, path);
+	if (!st.st_size && strcmp(what, "initrd"))
+		die("%s %s: empty file", what, path);
+	if (kernel) {
+		n = pread(fd, hdr, sizeof(hdr), 0);
+		if (n < 0)
+			die_errno("%s %s: read error", what, path);
+		if (!looks_like_kernel(hdr, n))
+			die("%s %s: neither an ELF vmlinux nor a bzImage", what,
+			    path);
+	}
+	close(fd);
+}
+
 /* Checks that need no VM, so bad input never reaches /dev/kvm. */
 static void preflight(const struct config *cfg)
 {
@@ -80,6 +144,12 @@ static void preflight(const struct config *cfg)
 	if (cfg->boot == BOOT_NONE)
 		die("nothing to boot: give -f kexec,KERNEL,INITRD,CMDLINE or "
 		    "-f bootrom,FILE");
+	if (cfg->boot == BOOT_BOOTROM)
+		check_boot_file("bootrom", cfg->bootrom, false);
+	if (cfg->boot == BOOT_KEXEC)
+		check_boot_file("kernel", cfg->kernel, true);
+	if (cfg->boot == BOOT_KEXEC && *cfg->initrd)
+		check_boot_file("initrd", cfg->initrd, false);
 	if (cfg->pidfile && access(cfg->pidfile, F_OK) == 0)
 		die("-F %s: the pidfile exists (is another khyve running? "
 		    "remove it if not)",
@@ -167,6 +237,16 @@ static void block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Only once nothing can fail any more: a failed start prints one line. */
+static void announce_consoles(const struct machine *m)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (m->com[i].has_console)
+			console_announce(&m->com[i].console);
+}
+
 static void report_pvm(const struct vm *vm)
 {
 	if (!vm->pvm)
@@ -185,6 +265,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	int status;
 
+	open_std_fds();
 	if (config_parse_args(&cfg, argc, argv, err, sizeof(err)))
 		die("%s", err);
 	if (cfg.show_help) {
@@ -215,6 +296,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (cfg.pidfile)
 		write_pidfile(cfg.pidfile);
+	announce_consoles(&machine);
 	setup_run_loop(&rs, &machine);
 	report_pvm(&machine.vm);
 

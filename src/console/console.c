@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -11,24 +12,68 @@
 
 #define MAX_CONSOLES 4
 
-/* Consoles with a terminal in raw mode, for the restore-on-exit path. */
-static struct console *raw_consoles[MAX_CONSOLES];
+/* Open consoles, for the exit and crash paths (console_cleanup_at_exit). */
+static struct console *open_consoles[MAX_CONSOLES];
+
+static void register_console(struct console *c)
+{
+	int i;
+
+	for (i = 0; i < MAX_CONSOLES; i++) {
+		if (!open_consoles[i]) {
+			open_consoles[i] = c;
+			return;
+		}
+	}
+}
+
+static void unregister_console(struct console *c)
+{
+	int i;
+
+	for (i = 0; i < MAX_CONSOLES; i++)
+		if (open_consoles[i] == c)
+			open_consoles[i] = NULL;
+}
 
 void console_restore_terminals(void)
 {
 	int i;
 
 	for (i = 0; i < MAX_CONSOLES; i++) {
-		struct console *c = raw_consoles[i];
+		struct console *c = open_consoles[i];
 
 		if (c && c->termios_fd >= 0)
 			tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
 	}
 }
 
+void console_cleanup_at_exit(void)
+{
+	int i;
+
+	console_restore_terminals();
+	for (i = 0; i < MAX_CONSOLES; i++) {
+		struct console *c = open_consoles[i];
+
+		if (c && c->path[0])
+			unlink(c->path);
+	}
+}
+
+static void restore_terminal(struct console *c)
+{
+	if (c->termios_fd < 0)
+		return;
+	tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
+	if (c->termios_fd == STDIN_FILENO)
+		log_set_crlf(false);
+	c->termios_fd = -1;
+}
+
 static void crash_handler(int sig)
 {
-	console_restore_terminals();
+	console_cleanup_at_exit(); /* tcsetattr and unlink: signal-safe */
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -49,15 +94,21 @@ int console_make_raw(struct console *c, int fd)
 	c->termios_fd = fd;
 	if (fd == STDIN_FILENO && isatty(STDERR_FILENO))
 		log_set_crlf(true);
-	for (i = 0; i < MAX_CONSOLES; i++) {
-		if (!raw_consoles[i]) {
-			raw_consoles[i] = c;
-			break;
-		}
-	}
 	for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
 		signal(crash_signals[i], crash_handler);
 	return 0;
+}
+
+/* A socket client left: close it so that the next one can connect. */
+static void drop_client(struct console *c)
+{
+	evloop_del(c->loop, &c->in_ev);
+	pthread_mutex_lock(&c->lock);
+	if (c->in_fd >= 0)
+		close(c->in_fd);
+	c->in_fd = c->out_fd = -1;
+	c->in_paused = false;
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void input_event(struct ev_handler *h, uint32_t events)
@@ -86,14 +137,10 @@ static void input_event(struct ev_handler *h, uint32_t events)
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		/* EOF or error: a socket client left, stdin closed. */
-		evloop_del(c->loop, &c->in_ev);
-		if (c->listen_fd >= 0) {
-			pthread_mutex_lock(&c->lock);
-			close(c->in_fd);
-			c->in_fd = c->out_fd = -1;
-			pthread_mutex_unlock(&c->lock);
-			evloop_modify(c->loop, &c->listen_ev, EPOLLIN);
-		}
+		if (c->listen_fd >= 0)
+			drop_client(c);
+		else
+			evloop_del(c->loop, &c->in_ev);
 		return;
 	}
 	if (n > 0 && c->input_ready)
@@ -232,6 +279,15 @@ static int parse_spec(const char *spec, char *buf, size_t size,
 	return 0;
 }
 
+/* @why with the system's reason appended, unless @why says it all. */
+static const char *with_reason(struct console *c, const char *why, int err)
+{
+	if (err == -EINVAL || err == -EEXIST || err == -ENAMETOOLONG)
+		return why;
+	snprintf(c->why, sizeof(c->why), "%s: %s", why, strerror(-err));
+	return c->why;
+}
+
 int console_check_spec(const char *spec, const char **why)
 {
 	const char *backend, *arg, *log;
@@ -274,37 +330,41 @@ int console_open(struct console *c, struct evloop *loop, const char *name,
 		c->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 				 0644);
 		if (c->log_fd < 0) {
-			*why = "cannot open the log file";
-			return -errno;
+			err = -errno;
+			*why = with_reason(c, "cannot open the log file", err);
+			return err;
 		}
 	}
 	c->backend = console_backend_find(backend);
+	register_console(c);
 	err = c->backend->open(c, arg, why);
 	if (err) {
+		*why = with_reason(c, *why, err);
+		restore_terminal(c);
+		unregister_console(c);
 		if (c->log_fd >= 0)
 			close(c->log_fd);
 		c->log_fd = -1;
+		c->backend = NULL;
 	}
 	return err;
 }
 
+void console_announce(const struct console *c)
+{
+	if (c->pty[0])
+		info("%s: %s%s%s", c->name, c->pty,
+		     c->path[0] ? " linked from " : "", c->path);
+}
+
 void console_close(struct console *c)
 {
-	int i;
-
 	if (!c->backend)
 		return;
 	evloop_del(c->loop, &c->in_ev);
 	evloop_del(c->loop, &c->listen_ev);
-	if (c->termios_fd >= 0) {
-		tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
-		if (c->termios_fd == STDIN_FILENO)
-			log_set_crlf(false);
-		c->termios_fd = -1;
-	}
-	for (i = 0; i < MAX_CONSOLES; i++)
-		if (raw_consoles[i] == c)
-			raw_consoles[i] = NULL;
+	restore_terminal(c);
+	unregister_console(c);
 	c->backend->close(c);
 	if (c->log_fd >= 0)
 		close(c->log_fd);

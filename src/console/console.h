@@ -60,6 +60,7 @@ struct console {
 	void (*input_ready)(void *opaque);
 	void *input_opaque;
 	uint64_t dropped_bytes;
+	char why[192];      /* console_open's error with its reason */
 };
 
 /*
@@ -68,6 +69,8 @@ struct console {
  */
 int console_open(struct console *c, struct evloop *loop, const char *name,
 		 const char *spec, const char **why) __must_check;
+/* Say where an autopty console is (once every console has opened). */
+void console_announce(const struct console *c);
 /* Check a spec without opening anything (used while parsing arguments). */
 int console_check_spec(const char *spec, const char **why) __must_check;
 /* Tell the UART when input arrives. */
@@ -78,8 +81,13 @@ void console_write(struct console *c, const void *buf, size_t len);
 size_t console_read(struct console *c, void *buf, size_t max);
 /* Close fds, restore the terminal, remove the socket/symlink. Idempotent. */
 void console_close(struct console *c);
-/* Restore every terminal a console put in raw mode (exit and crash paths). */
+/* Restore every terminal a console put in raw mode (crash path). */
 void console_restore_terminals(void);
+/*
+ * For an exit() before the consoles are closed (a later set-up step died):
+ * restore terminals and remove socket files and pty symlinks.
+ */
+void console_cleanup_at_exit(void);
 
 /* Backends (console_backends.c). */
 const struct console_backend *console_backend_find(const char *name);

@@ -105,8 +105,6 @@ static int pty_open(struct console *c, const char *arg, const char **why)
 			goto err_close;
 		snprintf(c->path, sizeof(c->path), "%s", arg);
 	}
-	info("%s: %s%s%s", c->name, c->pty, arg ? " linked from " : "",
-	     arg ? arg : "");
 	err = console_watch_input(c);
 	if (!err)
 		return 0;
@@ -242,6 +240,9 @@ static int device_open(struct console *c, const char *arg, const char **why)
 	if (!err)
 		return 0;
 	*why = "cannot watch the console device";
+	if (c->termios_fd >= 0)
+		tcsetattr(c->termios_fd, TCSAFLUSH, &c->saved_termios);
+	c->termios_fd = -1;
 err_close:
 	close(c->in_fd);
 	c->in_fd = c->out_fd = -1;
