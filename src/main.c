@@ -25,12 +25,14 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "devices/registry.h"
+#include "core/watchdog.h"
 #include "machine.h"
 
 #define KHYVE_VERSION "0.1.0"
 #define SHUTDOWN_TIMEOUT_MS 30000
 
 static struct machine machine;
+static struct watchdog watchdog;
 static const char *pidfile_created;
 
 struct run_state {
@@ -247,6 +249,17 @@ static void announce_consoles(const struct machine *m)
 			console_announce(&m->com[i].console);
 }
 
+/* KHYVE_WATCHDOG_MS shortens the stuck-vCPU watchdog's period for tests. */
+static void start_watchdog(struct watchdog *wd, struct machine *m)
+{
+	const char *env = getenv("KHYVE_WATCHDOG_MS");
+	uint64_t period = env ? strtoull(env, NULL, 10) : 0;
+
+	if (watchdog_start(wd, &m->vm, &m->loop,
+			   period ? period : WATCHDOG_PERIOD_MS))
+		die("cannot start the vCPU watchdog");
+}
+
 static void report_pvm(const struct vm *vm)
 {
 	if (!vm->pvm)
@@ -298,6 +311,7 @@ int main(int argc, char **argv)
 		write_pidfile(cfg.pidfile);
 	announce_consoles(&machine);
 	setup_run_loop(&rs, &machine);
+	start_watchdog(&watchdog, &machine);
 	report_pvm(&machine.vm);
 
 	vm_start(&machine.vm);

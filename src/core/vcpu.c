@@ -90,7 +90,8 @@ static int exit_internal_error(struct vcpu *vcpu)
 	char what[256];
 
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-		if (pvm_fixup(vcpu) == 0) {
+		/* Fix-ups exist for software-virtualized hosts only (SPEC §7). */
+		if (vcpu->vm->pvm && pvm_fixup(vcpu) == 0) {
 			vcpu->nr_fixups++;
 			return VCPU_CONTINUE;
 		}
@@ -214,6 +215,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
+				watchdog_sample(vcpu);
 				continue;
 			}
 			warn("vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));
@@ -221,6 +223,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		vcpu->nr_exits++;
+		watchdog_sample(vcpu);
 		r = vcpu_handle_exit(vcpu);
 		if (r != VCPU_CONTINUE)
 			vm_request_stop(vm, r);
@@ -246,6 +249,12 @@ void vcpu_kick(struct vcpu *vcpu)
 		return;
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_kick_once(struct vcpu *vcpu)
+{
+	if (vcpu->started)
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }
 
 void vcpu_destroy(struct vcpu *vcpu)

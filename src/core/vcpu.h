@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/vm.h"
+#include "core/watchdog.h"
 
 #define VCPU_CONTINUE (-1)
 
@@ -31,15 +32,17 @@ struct vcpu {
 	uint64_t nr_exits;
 	uint64_t nr_pio_exits;
 	uint64_t nr_fixups;   /* PVM emulation-failure fix-ups done */
-	uint64_t last_progress_ns; /* for the stuck-vCPU watchdog */
+	struct watchdog_state watchdog;
 };
 
 /* Create vCPU @id of @vm: fd, kvm_run mapping, CPUID, MSRs; dies on error. */
 void vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int id);
 /* Start the vCPU's thread. */
 void vcpu_start(struct vcpu *vcpu);
-/* Interrupt KVM_RUN so the thread notices the VM is stopping. */
+/* Interrupt KVM_RUN for good: the VM is stopping. */
 void vcpu_kick(struct vcpu *vcpu);
+/* Interrupt the current KVM_RUN once (the thread then runs on). */
+void vcpu_kick_once(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 /* Run the exit handler for the exit in vcpu->run (used by tests too). */
 int vcpu_handle_exit(struct vcpu *vcpu);
