@@ -296,6 +296,14 @@ int console_check_spec(const char *spec, const char **why)
 
 	if (err)
 		return err;
+	if (!strcmp(backend, "stdio") && arg) {
+		*why = "stdio takes no argument";
+		return -EINVAL;
+	}
+	if (!strcmp(backend, "null") && arg) {
+		*why = "null takes no argument";
+		return -EINVAL;
+	}
 	if (!strcmp(backend, "socket") && (!arg || !*arg)) {
 		*why = "socket needs a path: socket=PATH";
 		return -EINVAL;

@@ -4,7 +4,6 @@ exit status and console output, and the signals that stop a run.
 A passing guest prints "PASS name" and powers off (exit 0); a failing one
 prints "FAIL name: why" and triple-faults (exit 3).
 """
-import os
 import re
 import signal
 import time
