@@ -4,6 +4,10 @@ ASAN_BUILD ?= build-asan
 PYTHON ?= /usr/bin/python3
 KHYVE = $(BUILD)/src/khyve
 GUESTS = $(BUILD)/tests/guests
+GUESTKIT = $(BUILD)/guestkit
+# The kernel command line the guest kit needs on any host (see
+# tools/guestkit/README.md: the extra parameters matter on PVM hosts only).
+KIT_CMDLINE = $(shell cat tools/guestkit/cmdline)
 
 .PHONY: all check demo bench guestkit deps-build deps-test clean
 
@@ -25,16 +29,20 @@ $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dguests=false
 
-check: deps-test $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja
+check: deps-test $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja guestkit
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs --suite unit
 	ninja -C $(ASAN_BUILD)
 	meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit
 	KHYVE=$(abspath $(KHYVE)) KHYVE_GUESTS=$(abspath $(GUESTS)) \
+		KHYVE_GUESTKIT=$(abspath $(GUESTKIT)) \
 		$(PYTHON) -m pytest -q tests
 
-demo: all
-	$(KHYVE) -m 128M -l com1,stdio -f kexec,$(GUESTS)/hello.elf,,"demo"
+# The default guest: the guest kit's Linux with a busybox shell on the
+# terminal (exit with `poweroff -f`).
+demo: all guestkit
+	$(KHYVE) -A -m 512M -l com1,stdio \
+		-f kexec,$(GUESTKIT)/vmlinux,$(GUESTKIT)/initramfs.cpio,"$(KIT_CMDLINE) khyve.task=shell"
 
 bench: all
 	@tools/deps.sh bench
@@ -42,7 +50,7 @@ bench: all
 
 guestkit:
 	@tools/deps.sh guestkit
-	tools/guestkit/build.sh $(BUILD)/guestkit
+	tools/guestkit/build.sh $(GUESTKIT)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

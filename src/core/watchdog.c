@@ -10,6 +10,7 @@
 #include "core/vcpu.h"
 
 #define INSN_BYTES 8
+#define RFLAGS_IF (1ULL << 9)
 
 /* One watchdog per process: its period, for the report. */
 static uint64_t watchdog_period_ms = WATCHDOG_PERIOD_MS;
@@ -80,16 +81,38 @@ static void report(struct vcpu *vcpu)
 	     hex);
 }
 
+bool watchdog_all_halted(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (__atomic_load_n(&vm->vcpus[i].watchdog.halted_samples,
+				    __ATOMIC_ACQUIRE) < 2)
+			return false;
+	return true;
+}
+
 void watchdog_sample(struct vcpu *vcpu)
 {
 	struct kvm_mp_state mp = { KVM_MP_STATE_RUNNABLE };
 	const struct kvm_sync_regs *s = &vcpu->run->s.regs;
+	bool dead_halt;
 
 	if (!__atomic_exchange_n(&vcpu->watchdog.sample_requested, false,
 				 __ATOMIC_ACQ_REL))
 		return;
 	if (ioctl(vcpu->fd, KVM_GET_MP_STATE, &mp) < 0)
 		return;
+	dead_halt = mp.mp_state == KVM_MP_STATE_HALTED &&
+		    !(s->regs.rflags & RFLAGS_IF);
+	__atomic_store_n(&vcpu->watchdog.halted_samples,
+			 dead_halt ? vcpu->watchdog.halted_samples + 1 : 0,
+			 __ATOMIC_RELEASE);
+	if (dead_halt && watchdog_all_halted(vcpu->vm)) {
+		info("the guest halted with interrupts disabled on every vCPU");
+		vm_request_stop(vcpu->vm, VM_STOP_POWEROFF);
+		return;
+	}
 	if (watchdog_judge(&vcpu->watchdog, s->regs.rip,
 			   mp.mp_state == KVM_MP_STATE_RUNNABLE,
 			   s->sregs.cs.dpl))

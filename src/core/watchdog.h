@@ -7,6 +7,11 @@
  * instruction bytes there. If that instruction is a KVM hypercall on a
  * software-virtualized host, where it can never complete, the run stops
  * with exit status 1 and a sentence saying what the guest needs instead.
+ *
+ * The same samples tell when the guest has halted for good: every vCPU in
+ * HLT with interrupts disabled, twice in a row. Nothing but an NMI or INIT
+ * can wake such a machine, so the run ends as HyperKit's does on a halt,
+ * with exit status 0.
  */
 #ifndef KHYVE_CORE_WATCHDOG_H
 #define KHYVE_CORE_WATCHDOG_H
@@ -27,6 +32,7 @@ struct watchdog_state {
 	uint64_t last_rip;
 	unsigned int same;
 	bool reported;
+	unsigned int halted_samples; /* in a row, HLT with IF clear */
 };
 
 struct watchdog {
@@ -45,6 +51,8 @@ void watchdog_sample(struct vcpu *vcpu);
  */
 bool watchdog_judge(struct watchdog_state *st, uint64_t rip, bool runnable,
 		    unsigned int cpl);
+/* True when every vCPU of @vm has been halted for good for 2 samples. */
+bool watchdog_all_halted(struct vm *vm);
 /* True when @bytes start with vmcall (0f 01 c1) or vmmcall (0f 01 d9). */
 bool watchdog_is_hypercall(const uint8_t *bytes, unsigned int len);
 

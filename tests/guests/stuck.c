@@ -2,7 +2,8 @@
  * A guest that gets stuck on purpose, for the watchdog: how=spin loops on
  * one instruction forever (khyve warns and keeps running); how=vmcall makes
  * a KVM hypercall, which a software-virtualized host never completes
- * (khyve reports it and exits 1), while hardware KVM returns from it.
+ * (khyve reports it and exits 1), while hardware KVM returns from it;
+ * how=halt halts with interrupts disabled, which ends the run (exit 0).
  */
 #include "guest.h"
 
@@ -21,6 +22,9 @@ void guest_main(const void *bp)
 		printf_serial("vmcall returned %lx\n", ret);
 		guest_pass();
 	}
+	if (!str_cmp(how, "halt"))
+		for (;;)
+			__asm__ volatile("cli; hlt");
 	for (;;)
 		__asm__ volatile("" ::: "memory");
 }
