@@ -21,6 +21,8 @@
 #define ZF (1ULL << 6)
 #define CF (1ULL << 0)
 #define RF (1ULL << 16)
+#define TF (1ULL << 8)
+#define DR6_BS (1ULL << 14)
 
 static const uint8_t lock_cmpxchg16b_rsi[] = { 0xf0, 0x48, 0x0f, 0xc7, 0x0e };
 
@@ -251,6 +253,63 @@ static void test_cmpxchg16b_page_fault_no_payload(void **state)
 	assert_int_equal(s->events.exception.injected, 0);
 }
 
+/*
+ * RFLAGS.TF: an instruction completed in user space is followed by the
+ * single-step #DB trap (DR6.BS, RIP after it), pending with its DR6 in the
+ * payload as KVM's emulator queues it; a faulting one gets only its fault;
+ * int3 keeps its plain #BP (stepping into the handler is not modelled).
+ */
+static void test_single_step(void **state)
+{
+	struct test_vcpu *t = *state;
+	struct kvm_sync_regs *s = sregs_of(t);
+	uint8_t int3 = 0xcc;
+
+	s->regs.rsi = LA + 0x10;
+	s->regs.rflags = 0x2 | TF;
+	test_vcpu_fail(t, lock_cmpxchg16b_rsi, sizeof(lock_cmpxchg16b_rsi));
+	assert_int_equal(pvm_fixup(&t->vcpu), 0);
+	assert_int_equal(s->regs.rip, RIP + 5);
+	assert_true(s->regs.rflags & TF);
+	assert_int_equal(s->events.exception.pending, 1);
+	assert_int_equal(s->events.exception.injected, 0);
+	assert_int_equal(s->events.exception.nr, PVM_VEC_DB);
+	assert_int_equal(s->events.exception.has_error_code, 0);
+	assert_int_equal(s->events.exception_has_payload, 1);
+	assert_int_equal(s->events.exception_payload, DR6_BS);
+	assert_int_equal(t->vcpu.run->kvm_dirty_regs,
+			 KVM_SYNC_X86_REGS | KVM_SYNC_X86_EVENTS);
+
+	/* A fault: no trap. */
+	s->events.exception.pending = 0;
+	s->events.exception_has_payload = 0;
+	t->vcpu.run->kvm_dirty_regs = 0;
+	s->regs.rip = RIP;
+	s->regs.rsi = LA + 0x18;
+	test_vcpu_fail(t, lock_cmpxchg16b_rsi, sizeof(lock_cmpxchg16b_rsi));
+	assert_int_equal(pvm_fixup(&t->vcpu), 0);
+	expect_injected(t, PVM_VEC_GP, 0);
+
+	/* int3: its #BP, nothing else. */
+	s->events.exception.injected = 0;
+	t->vcpu.run->kvm_dirty_regs = 0;
+	test_vcpu_fail(t, &int3, 1);
+	assert_int_equal(pvm_fixup(&t->vcpu), 0);
+	assert_int_equal(s->events.exception.nr, PVM_VEC_BP);
+	assert_int_equal(s->events.exception.injected, 1);
+	assert_int_equal(s->events.exception.pending, 0);
+
+	/* Without KVM_CAP_EXCEPTION_PAYLOAD DR6 needs KVM_SET_DEBUGREGS. */
+	s->events.exception.injected = 0;
+	s->events.flags &= ~KVM_VCPUEVENT_VALID_PAYLOAD;
+	s->regs.rip = RIP;
+	s->regs.rsi = LA + 0x10;
+	test_vcpu_fail(t, lock_cmpxchg16b_rsi, sizeof(lock_cmpxchg16b_rsi));
+	assert_int_equal(pvm_fixup(&t->vcpu), -EBADF);
+	assert_int_equal(s->events.exception.pending, 0);
+	assert_int_equal(s->events.exception.injected, 0);
+}
+
 static void test_cmpxchg16b_noncanonical(void **state)
 {
 	struct test_vcpu *t = *state;
@@ -470,6 +529,7 @@ int main(void)
 		T(test_cmpxchg16b_page_fault_payload),
 		T(test_cmpxchg16b_page_fault_no_payload),
 		T(test_cmpxchg16b_noncanonical),
+		T(test_single_step),
 		T(test_cmpxchg16b_addressing),
 		T(test_cmpxchg8b),
 		T(test_cmpxchg16b_not_ram),

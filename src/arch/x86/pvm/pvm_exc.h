@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define PVM_VEC_DB 1
 #define PVM_VEC_BP 3
 #define PVM_VEC_UD 6
 #define PVM_VEC_NM 7

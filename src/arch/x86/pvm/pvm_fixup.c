@@ -13,6 +13,12 @@
  * pending exception), every other one as an *injected* exception, which is
  * what PVM.md measured for int3. Without the capability the #PF path sets
  * CR2 with one KVM_SET_SREGS: rare, and it keeps SREGS out of the sync bits.
+ *
+ * An instruction completed here with RFLAGS.TF set at its start is followed
+ * by the single-step #DB trap the CPU would raise (DR6.BS, RIP after it),
+ * the way KVM's emulator does it: pending, with DR6 in the payload. An
+ * instruction that faults gets none; int3 keeps its plain #BP (a step into
+ * the #BP handler is not modelled).
  */
 #include "arch/x86/pvm/pvm_fixup.h"
 
@@ -28,7 +34,10 @@
 #include "arch/x86/pvm/pvm_xsave.h"
 #include "core/vcpu.h"
 
+#define RFLAGS_TF (1ULL << 8)
 #define RFLAGS_RF (1ULL << 16)
+#define DR6_BS (1ULL << 14) /* single step */
+#define DR6_TRAP_BITS 0xfULL /* B0-B3 */
 #define SYNC_ALL (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
 /* flags + the 16 bytes of insn_size/insn_bytes, in u64s (linux/kvm.h) */
 #define EMULATION_FAILURE_NDATA 3
@@ -90,25 +99,39 @@ static int fixup_set_cr2(struct vcpu *vcpu, uint64_t cr2)
 	return 0;
 }
 
+/* DR6 of a single-step trap, as the CPU leaves it (B0-B3 cleared). */
+static int fixup_set_dr6_bs(struct vcpu *vcpu)
+{
+	struct kvm_debugregs dbg;
+
+	if (ioctl(vcpu->fd, KVM_GET_DEBUGREGS, &dbg) < 0)
+		return -errno;
+	dbg.dr6 = (dbg.dr6 & ~DR6_TRAP_BITS) | DR6_BS;
+	if (ioctl(vcpu->fd, KVM_SET_DEBUGREGS, &dbg) < 0)
+		return -errno;
+	return 0;
+}
+
 static int fixup_inject(struct vcpu *vcpu, const struct pvm_exc *exc)
 {
 	struct kvm_vcpu_events *ev = &vcpu->run->s.regs.events;
-	bool payload = exc->vector == PVM_VEC_PF &&
-		       (ev->flags & KVM_VCPUEVENT_VALID_PAYLOAD);
-	int ret;
+	bool pf = exc->vector == PVM_VEC_PF, db = exc->vector == PVM_VEC_DB;
+	bool payload = (pf || db) && (ev->flags & KVM_VCPUEVENT_VALID_PAYLOAD);
+	int ret = 0;
 
-	if (exc->vector == PVM_VEC_PF && !payload) {
+	if (pf && !payload)
 		ret = fixup_set_cr2(vcpu, exc->cr2);
-		if (ret)
-			return ret;
-	}
+	else if (db && !payload)
+		ret = fixup_set_dr6_bs(vcpu);
+	if (ret)
+		return ret;
 	ev->exception.nr = exc->vector;
 	ev->exception.has_error_code = exc->has_error_code;
 	ev->exception.error_code = exc->has_error_code ? exc->error_code : 0;
 	ev->exception.injected = !payload;
 	ev->exception.pending = payload;
 	ev->exception_has_payload = payload;
-	ev->exception_payload = payload ? exc->cr2 : 0;
+	ev->exception_payload = !payload ? 0 : db ? DR6_BS : exc->cr2;
 	vcpu_mark_dirty(vcpu, KVM_SYNC_X86_EVENTS);
 	return 0;
 }
@@ -206,11 +229,16 @@ int pvm_fixup(struct vcpu *vcpu)
 	if (ret == -EFAULT) {
 		ret = fixup_inject(vcpu, &exc);
 	} else if (!ret) {
+		bool step = s->regs.rflags & RFLAGS_TF;
+
 		fixup_advance(vcpu, insn.len);
 		/* #BP is a trap: it is delivered with RIP after the int3. */
 		if (insn.op == PVM_INSN_INT3)
 			ret = fixup_inject(vcpu, &(struct pvm_exc){
 							 .vector = PVM_VEC_BP });
+		else if (step)
+			ret = fixup_inject(vcpu, &(struct pvm_exc){
+							 .vector = PVM_VEC_DB });
 	} else if (ret == -ENXIO || ret == -EAGAIN || ret == -E2BIG) {
 		ret = -ENOSYS; /* operand not in RAM, or too odd to emulate */
 	}

@@ -46,8 +46,9 @@ bool pvm_host_detect(void);
  * operand (not RAM) that is not emulated, -EINVAL for an exit that is not
  * such a failure, carries no usable state or already has an exception
  * queued, another -errno when a vCPU ioctl failed (xsave family, #PF
- * without the payload capability). The caller then reports with
- * pvm_describe_failure() and stops the VM.
+ * without the payload capability; the single-step #DB without it, after an
+ * instruction run with RFLAGS.TF, when the instruction has completed). The
+ * caller then reports with pvm_describe_failure() and stops the VM.
  */
 int pvm_fixup(struct vcpu *vcpu);
 
