@@ -408,7 +408,8 @@ def test_stdio_closed_std_fd(khyve, tmp_path, closed):
         assert target == "/dev/null", target
     finally:
         p.signal(signal.SIGTERM)
-        time.sleep(0.05)
+        # Two signals sent at once may merge into one: wait for the first.
+        wait_for(lambda: "power button" in p.err, what="the power button")
         p.signal(signal.SIGTERM)
         assert p.wait() == 1, p.err
 
@@ -514,7 +515,7 @@ def test_terminal_restored_after_hard_stop(khyve, tmp_path):
     t.child.expect(rb"ECHO-READY\r\n")
     pid = pid_of(pidfile)
     os.kill(pid, signal.SIGTERM)
-    time.sleep(0.1)
+    t.child.expect(rb"pressing the power button\r\n")
     os.kill(pid, signal.SIGTERM)
     rc, printed = t.finish()
     assert rc == 1, printed

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import echo_checksum
+from conftest import echo_checksum, wait_for
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
@@ -166,7 +166,9 @@ def test_second_sigterm_stops_hard(khyve):
     p = start(khyve, "echo")
     p.expect("ECHO-READY")
     p.signal(signal.SIGTERM)
-    time.sleep(0.2)
+    # Two signals sent at once may merge into one: wait for the first.
+    wait_for(lambda: "pressing the power button" in p.err,
+             what="the power button")
     t = time.monotonic()
     p.signal(signal.SIGTERM)
     rc = p.wait(timeout=20)
