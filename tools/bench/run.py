@@ -36,6 +36,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linux_boot  # noqa: E402  (imports this module as `run`)
+
 READY = b"GUEST-READY"
 DONE = b"GUEST-DONE"
 LOOP_ITERS = 100_000  # `out %al,$0x80` in bootrom-loop.bin (tests/guests)
@@ -133,10 +136,41 @@ def _proc_smaps(pid, ram_kib):
     return res
 
 
-def run_once(argv, expect_exit, timeout, probe=None):
-    """Run argv once. probe: None, "status" (read /proc/PID/status when the
-    markers appear) or "smaps" (also the guest RAM's resident size)."""
-    r = Run()
+class Spawned:
+    """What spawn() saw of one process: raw times (time.monotonic_ns())."""
+
+    def __init__(self):
+        self.t0 = None          # ns, just before exec (from the child)
+        self.exec_error = None  # str when exec failed
+        self.chunks = []        # (t_ns, end offset in out) per console read
+        self.out = b""
+        self.err = b""
+        self.t_exit_ns = None   # the pidfd became readable (or the kill)
+        self.killed = False     # killed at the timeout
+        self.exit_code = None
+        self.user = None        # ms, ru_utime
+        self.sys = None         # ms, ru_stime
+        self.maxrss = None      # KiB, ru_maxrss
+
+    def at(self, offset):
+        """ms from exec to the arrival of the console byte at offset."""
+        for t, end in self.chunks:
+            if offset < end:
+                return (t - self.t0) / 1e6
+        return None
+
+    def first(self, needle):
+        """ms from exec to the first byte of needle on the console."""
+        i = self.out.find(needle)
+        return None if i < 0 else self.at(i)
+
+
+def spawn(argv, timeout, on_output=None):
+    """fork + exec argv with the console (stdout) on a pipe, stdin an open
+    pipe, stderr captured. on_output(pid, out) is called after each console
+    read with everything read so far (bytearray), while the process lives.
+    Kills the process after timeout seconds."""
+    s = Spawned()
     in_r, in_w = os.pipe()      # stdin stays open until the VMM is gone
     out_r, out_w = os.pipe()    # the console
     err_r, err_w = os.pipe()
@@ -165,11 +199,8 @@ def run_once(argv, expect_exit, timeout, probe=None):
         poller.register(fd, select.POLLIN)
     open_fds = {out_r, err_r, sync_r}
     out, err, sync = bytearray(), bytearray(), bytearray()
-    chunks = []  # (t_ns, end offset in out)
     t_exit_ns = None
-    probed_ready = probed_done = False
     deadline = time.monotonic() + timeout
-    killed = False
     while open_fds or t_exit_ns is None:
         left = deadline - time.monotonic()
         if t_exit_ns is not None:
@@ -179,7 +210,7 @@ def run_once(argv, expect_exit, timeout, probe=None):
         if left <= 0:
             if t_exit_ns is None:
                 os.kill(pid, signal.SIGKILL)
-                killed = True
+                s.killed = True
                 t_exit_ns = time.monotonic_ns()
                 continue
             break
@@ -198,19 +229,9 @@ def run_once(argv, expect_exit, timeout, probe=None):
                 continue
             if fd == out_r:
                 out += data
-                chunks.append((now, len(out)))
-                if probe and not probed_ready and READY in out:
-                    probed_ready = True
-                    r.status = _proc_status(pid)
-                    if probe == "smaps":
-                        r.smaps = _proc_smaps(pid, RAM_MIB * 1024)
-                        r.ram_rss = r.smaps["ram"]
-                    r.hwm = r.status.get("VmHWM")
-                if probe and not probed_done and DONE in out:
-                    probed_done = True
-                    late = _proc_status(pid).get("VmHWM")
-                    if late is not None:
-                        r.hwm = max(r.hwm or 0, late)
+                s.chunks.append((now, len(out)))
+                if on_output and t_exit_ns is None:
+                    on_output(pid, out)
             elif fd == err_r:
                 err += data
             else:
@@ -221,36 +242,57 @@ def run_once(argv, expect_exit, timeout, probe=None):
             os.close(fd)
         except OSError:
             pass
-    r.out, r.err = bytes(out), bytes(err)
-    r.exit_code = os.waitstatus_to_exitcode(status)
-    r.user = ru.ru_utime * 1000.0
-    r.sys = ru.ru_stime * 1000.0
-    r.maxrss = ru.ru_maxrss
-
+    s.out, s.err = bytes(out), bytes(err)
+    s.exit_code = os.waitstatus_to_exitcode(status)
+    s.user = ru.ru_utime * 1000.0
+    s.sys = ru.ru_stime * 1000.0
+    s.maxrss = ru.ru_maxrss
     m = re.match(rb"T(\d+)\n", bytes(sync))
-    if not m:
+    if m:
+        s.t0 = int(m.group(1))
+        s.t_exit_ns = t_exit_ns
+    if b"\nE" in bytes(sync):
+        s.exec_error = bytes(sync).split(b"\nE", 1)[1].decode(
+            errors="replace").strip()
+    return s
+
+
+def run_once(argv, expect_exit, timeout, probe=None):
+    """Run argv once. probe: None, "status" (read /proc/PID/status when the
+    markers appear) or "smaps" (also the guest RAM's resident size)."""
+    r = Run()
+    probed = {"ready": False, "done": False}
+
+    def on_output(pid, out):
+        if probe and not probed["ready"] and READY in out:
+            probed["ready"] = True
+            r.status = _proc_status(pid)
+            if probe == "smaps":
+                r.smaps = _proc_smaps(pid, RAM_MIB * 1024)
+                r.ram_rss = r.smaps["ram"]
+            r.hwm = r.status.get("VmHWM")
+        if probe and not probed["done"] and DONE in out:
+            probed["done"] = True
+            late = _proc_status(pid).get("VmHWM")
+            if late is not None:
+                r.hwm = max(r.hwm or 0, late)
+
+    s = spawn(argv, timeout, on_output)
+    r.out, r.err = s.out, s.err
+    r.exit_code = s.exit_code
+    r.user, r.sys, r.maxrss = s.user, s.sys, s.maxrss
+    if s.t0 is None:
         r.error = "no start time from the child"
         return r
-    t0 = int(m.group(1))
-    if b"\nE" in bytes(sync):
-        r.error = "exec failed: " + bytes(sync).split(b"\nE", 1)[1].decode(
-            errors="replace").strip()
+    if s.exec_error is not None:
+        r.error = "exec failed: " + s.exec_error
         return r
-
-    def at(offset):  # time (ms) the byte at offset arrived
-        for t, end in chunks:
-            if offset < end:
-                return (t - t0) / 1e6
-        return None
-
-    if chunks:
-        r.t_first = (chunks[0][0] - t0) / 1e6
-    if READY in out:
-        r.t_ready = at(out.index(READY))
-    if DONE in out:
-        r.t_done = at(out.index(DONE))
-    r.t_exit = (t_exit_ns - t0) / 1e6
-    if killed:
+    if s.chunks:
+        r.t_first = (s.chunks[0][0] - s.t0) / 1e6
+    r.t_ready = s.first(READY)
+    r.t_done = s.first(DONE)
+    r.t_exit = (s.t_exit_ns - s.t0) / 1e6
+    if s.killed:
         r.error = f"timed out after {timeout:g} s (killed)"
     elif r.t_ready is None:
         r.error = "no GUEST-READY on the console"
@@ -774,7 +816,7 @@ def main():
         description="khyve vs QEMU: firmware microguest boot benchmark "
                     "(writes BENCHMARKS.md)")
     ap.add_argument("--khyve", required=True, help="the khyve binary")
-    ap.add_argument("--guests", required=True,
+    ap.add_argument("--guests", default=None,
                     help="the directory with bootrom.bin and bootrom-loop.bin")
     ap.add_argument("--runs", type=int, default=30,
                     help="boots per VMM for the start-up table (default 30)")
@@ -802,7 +844,49 @@ def main():
                     help="also write every run's raw numbers to this file")
     ap.add_argument("--no-write", action="store_true",
                     help="print only, don't touch BENCHMARKS.md")
+    ap.add_argument("--linux", action="store_true",
+                    help="run only the Linux boot benchmark "
+                         "(tools/bench/linux_boot.py)")
+    ap.add_argument("--no-linux", action="store_true",
+                    help="run only the firmware microguest benchmark")
+    ap.add_argument("--guestkit", default=None,
+                    help="the guest kit directory (default build/guestkit "
+                         "at the repository root)")
+    ap.add_argument("--linux-runs", type=int, default=5,
+                    help="Linux boots per configuration (default 5)")
+    ap.add_argument("--linux-slow-runs", type=int, default=3,
+                    help="Linux boots for QEMU with a bzImage (default 3: "
+                         "the guest decompresses it, very slow here)")
+    ap.add_argument("--linux-timeout", type=float, default=240.0,
+                    help="seconds before a Linux boot is killed (default "
+                         "240)")
+    ap.add_argument("--linux-json", default=None,
+                    help="raw Linux boot numbers, rewritten after every run "
+                         "(default build/bench-linux.json)")
+    ap.add_argument("--linux-report-only", action="store_true",
+                    help="rewrite the Linux section from --linux-json "
+                         "without booting anything")
     args = ap.parse_args()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    if args.guestkit is None:
+        args.guestkit = os.path.join(repo, "build", "guestkit")
+    if args.linux or args.linux_report_only:
+        return linux_boot.main(args, repo)
+    if not args.guests:
+        ap.error("--guests is required (unless --linux)")
+    rc = microguest(args, ap)
+    if args.no_linux:
+        return rc
+    if not os.path.isfile(os.path.join(args.guestkit, "vmlinux")):
+        log(f"bench: Linux boot skipped: no {args.guestkit}/vmlinux "
+            "(run `make guestkit`)")
+        return rc or 1
+    return linux_boot.main(args, repo) or rc
+
+
+def microguest(args, ap):
+    """The firmware microguest benchmark (bench:boot section)."""
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if args.exit_runs < 5:
