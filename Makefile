@@ -9,7 +9,11 @@ GUESTKIT = $(BUILD)/guestkit
 # tools/guestkit/README.md: the extra parameters matter on PVM hosts only).
 KIT_CMDLINE = $(shell cat tools/guestkit/cmdline)
 
-.PHONY: all check demo bench guestkit deps-build deps-test clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = tests/fuzz/fuzz_kernel_image tests/unit/pvm/fuzz_pvm_insn
+
+.PHONY: all check demo bench fuzz guestkit deps-build deps-test clean
 
 all: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -48,9 +52,20 @@ bench: all
 	@tools/deps.sh bench
 	$(PYTHON) tools/bench/run.py --khyve $(KHYVE) --guests $(GUESTS)
 
+# Each libFuzzer target for FUZZ_SECONDS (clang; not part of make check).
+fuzz: deps-build
+	@tools/deps.sh fuzz
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dguests=false
+	ninja -C $(FUZZ_BUILD) $(FUZZ_TARGETS)
+	set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$t); \
+		$(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+			$(FUZZ_BUILD)/corpus/$$(basename $$t); \
+	done
+
 guestkit:
 	@tools/deps.sh guestkit
 	tools/guestkit/build.sh $(GUESTKIT)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs: tools/deps.sh SET...
-# SET is build, test, bench or guestkit. As root, missing packages are
+# SET is build, test, bench, fuzz or guestkit. As root, missing packages are
 # installed with apt-get; as anyone else, the one command to run is printed.
 set -eu
 
@@ -9,6 +9,7 @@ pkgs_build="gcc binutils make meson ninja-build pkg-config libcmocka-dev
  acpica-tools python3"
 pkgs_test="python3 python3-pytest python3-pexpect socat netcat-openbsd"
 pkgs_bench="qemu-system-x86 python3"
+pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_guestkit="linux-source-6.1 build-essential bc bison flex libelf-dev
  libssl-dev busybox-static cpio xz-utils"
 
@@ -18,6 +19,7 @@ for set in "$@"; do
 	build) wanted="$wanted $pkgs_build" ;;
 	test) wanted="$wanted $pkgs_test" ;;
 	bench) wanted="$wanted $pkgs_bench" ;;
+	fuzz) wanted="$wanted $pkgs_fuzz" ;;
 	guestkit) wanted="$wanted $pkgs_guestkit" ;;
 	*) echo "tools/deps.sh: unknown package set '$set'" >&2; exit 2 ;;
 	esac

@@ -75,19 +75,22 @@ class Shell:
         self.buf = b""
 
     def run(self, command, timeout=120):
-        marker = f"__done{time.monotonic_ns()}"
-        self.send(f"{command}; echo {marker[:6]}''{marker[6:]}\n".encode())
+        """Run @command; return its output (between two marker lines)."""
+        n = time.monotonic_ns()
+        begin, end = f"__b{n}", f"__e{n}"
+        # The quotes keep the markers out of the echoed command line.
+        self.send(f"echo __b''{n}; {command + '; ' if command else ''}"
+                  f"echo __e''{n}\n".encode())
         deadline = time.monotonic() + timeout
-        while marker.encode() not in self.buf:
+        while end.encode() + b"\r\n" not in self.buf:
             if time.monotonic() > deadline:
                 pytest.fail(f"no answer to {command!r}; got {self.buf[-2000:]!r}")
             chunk = self.recv()
             if chunk:
                 self.buf += chunk
-        out, _, self.buf = self.buf.partition(marker.encode())
-        text = out.decode(errors="replace").replace("\r", "")
-        # Drop the echoed command line.
-        return text.split("\n", 1)[1] if "\n" in text else text
+        out, _, self.buf = self.buf.partition(end.encode() + b"\r\n")
+        out = out.partition(begin.encode() + b"\r\n")[2]
+        return out.decode(errors="replace").replace("\r", "")
 
 
 def test_elf_smp_memory_acpi_socket_console_and_power_button(

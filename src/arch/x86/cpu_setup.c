@@ -119,24 +119,26 @@ static void setup_msrs(struct vcpu *vcpu)
 		{ MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB },
 	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[sizeof(boot_msrs) / sizeof(boot_msrs[0])];
-	} msrs = { 0 };
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + sizeof(boot_msrs) /
+						      sizeof(boot_msrs[0]) *
+						      sizeof(msrs->entries[0]));
 	size_t i;
 	int n = 0;
 
+	if (!msrs)
+		die("out of memory");
 	for (i = 0; i < sizeof(boot_msrs) / sizeof(boot_msrs[0]); i++) {
 		/* Only MSRs this host's KVM lists: never force one it lacks. */
 		if (!msr_known(vcpu->vm->msrs, boot_msrs[i].index))
 			continue;
-		msrs.e[n].index = boot_msrs[i].index;
-		msrs.e[n].data = boot_msrs[i].value;
+		msrs->entries[n].index = boot_msrs[i].index;
+		msrs->entries[n].data = boot_msrs[i].value;
 		n++;
 	}
-	msrs.hdr.nmsrs = n;
-	if (ioctl(vcpu->fd, KVM_SET_MSRS, &msrs) != n)
+	msrs->nmsrs = n;
+	if (ioctl(vcpu->fd, KVM_SET_MSRS, msrs) != n)
 		warn("vCPU %u: KVM_SET_MSRS set fewer MSRs than asked", vcpu->id);
+	free(msrs);
 }
 
 /*
@@ -146,16 +148,20 @@ static void setup_msrs(struct vcpu *vcpu)
  */
 static void setup_amd_hwcr(struct vcpu *vcpu)
 {
-	struct {
+	/* A kvm_msrs header followed by its one entry, without a struct
+	 * that ends in a flexible array member inside another struct. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} msr = { .hdr.nmsrs = 1, .e.index = MSR_K7_HWCR };
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} buf = { .hdr.nmsrs = 1 };
+	struct kvm_msr_entry *e = &buf.hdr.entries[0];
 
+	e->index = MSR_K7_HWCR;
 	if (!msr_known(vcpu->vm->msrs, MSR_K7_HWCR) ||
-	    ioctl(vcpu->fd, KVM_GET_MSRS, &msr) != 1)
+	    ioctl(vcpu->fd, KVM_GET_MSRS, &buf) != 1)
 		return;
-	msr.e.data |= HWCR_TSC_FREQ_SEL;
-	if (ioctl(vcpu->fd, KVM_SET_MSRS, &msr) != 1)
+	e->data |= HWCR_TSC_FREQ_SEL;
+	if (ioctl(vcpu->fd, KVM_SET_MSRS, &buf) != 1)
 		debug("vCPU %u: KVM refuses HWCR.TscFreqSel", vcpu->id);
 }
 
