@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "arch/x86/layout.h"
+#include "arch/x86/table_checksum.h"
 #include "hw/pm.h"
 #include "hw/uart.h"
 
@@ -68,15 +69,6 @@ static void put64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
-static uint8_t checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *p++;
-	return (uint8_t)-sum;
-}
-
 /* Reserve @len zeroed bytes aligned to @align; NULL when out of room. */
 static uint8_t *reserve(struct acpi_builder *b, size_t len, size_t align)
 {
@@ -116,7 +108,7 @@ static void finish(uint8_t *t)
 
 	memcpy(&len, t + 4, 4);
 	t[9] = 0;
-	t[9] = checksum(t, len);
+	t[9] = table_checksum(t, len);
 }
 
 static void gas(uint8_t *p, uint8_t bits, uint8_t access, uint64_t port)
@@ -291,8 +283,8 @@ int acpi_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned int nr_vcpus)
 	put8(rsdp + 15, 2); /* ACPI 2.0+: use the XSDT */
 	put32(rsdp + 20, RSDP_LEN);
 	put64(rsdp + 24, gpa_of(&b, xsdt));
-	rsdp[8] = checksum(rsdp, 20);
-	rsdp[32] = checksum(rsdp, RSDP_LEN);
+	rsdp[8] = table_checksum(rsdp, 20);
+	rsdp[32] = table_checksum(rsdp, RSDP_LEN);
 	return (int)b.pos;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arch/x86/layout.h"
+#include "arch/x86/table_checksum.h"
 
 #define EP_SIZE 0x1f
 #define TABLES_OFFSET 0x20
@@ -17,15 +18,6 @@ struct builder {
 	unsigned int max_struct;
 	int err;
 };
-
-static uint8_t checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *p++;
-	return (uint8_t)-sum;
-}
 
 static void emit(struct builder *b, const void *data, size_t len)
 {
@@ -138,8 +130,8 @@ int smbios_build(uint8_t *buf, size_t size, uint64_t gpa, const uint8_t uuid[16]
 	ep[0x1c] = b.count & 0xff;
 	ep[0x1d] = b.count >> 8;
 	ep[0x1e] = 0x28;
-	ep[0x15] = checksum(&ep[0x10], 0x0f);
-	ep[4] = checksum(ep, EP_SIZE);
+	ep[0x15] = table_checksum(&ep[0x10], 0x0f);
+	ep[4] = table_checksum(ep, EP_SIZE);
 	return b.pos;
 }
 

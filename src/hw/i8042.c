@@ -140,41 +140,27 @@ void i8042_write(struct i8042 *kbc, unsigned int port, uint8_t value)
 	pthread_mutex_unlock(&kbc->lock);
 }
 
-static void i8042_data_io(void *opaque, uint64_t offset, void *buf,
-			  uint32_t len, bool is_write)
+/*
+ * One region covers 0x60-0x64; only the data (0x60) and command/status
+ * (0x64) ports are the controller's. Port 0x61 never gets here: the
+ * in-kernel PIT owns it (KVM_PIT_SPEAKER_DUMMY).
+ */
+static void i8042_io(void *opaque, uint64_t offset, void *buf, uint32_t len,
+		     bool is_write)
 {
+	unsigned int port = PORT_DATA + offset;
 	uint8_t *b = buf;
 
-	(void)offset;
-	if (len != 1)
+	if (len != 1 || (port != PORT_DATA && port != PORT_CMD))
 		return;
 	if (is_write)
-		i8042_write(opaque, PORT_DATA, *b);
+		i8042_write(opaque, port, *b);
 	else
-		*b = i8042_read(opaque, PORT_DATA);
-}
-
-static void i8042_cmd_io(void *opaque, uint64_t offset, void *buf,
-			 uint32_t len, bool is_write)
-{
-	uint8_t *b = buf;
-
-	(void)offset;
-	if (len != 1)
-		return;
-	if (is_write)
-		i8042_write(opaque, PORT_CMD, *b);
-	else
-		*b = i8042_read(opaque, PORT_CMD);
+		*b = i8042_read(opaque, port);
 }
 
 int i8042_attach(struct i8042 *kbc, struct vm *vm)
 {
-	int err = iobus_register(&vm->pio, PORT_DATA, 1, i8042_data_io, kbc,
-				 "i8042 data");
-
-	if (!err)
-		err = iobus_register(&vm->pio, PORT_CMD, 1, i8042_cmd_io, kbc,
-				     "i8042 command");
-	return err;
+	return iobus_register(&vm->pio, PORT_DATA, PORT_CMD - PORT_DATA + 1,
+			      i8042_io, kbc, "i8042");
 }

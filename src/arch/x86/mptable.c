@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arch/x86/layout.h"
+#include "arch/x86/table_checksum.h"
 
 #define MP_PROCESSOR 0
 #define MP_BUS 1
@@ -38,15 +39,6 @@ static uint8_t *entry(struct mp_writer *w, size_t len)
 	w->p += len;
 	w->count++;
 	return e;
-}
-
-static uint8_t checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *p++;
-	return (uint8_t)-sum;
 }
 
 static void ioint(struct mp_writer *w, uint8_t type, uint16_t flags, uint8_t bus,
@@ -146,7 +138,7 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned int nr_vcpus
 	memcpy(fp + 4, &v32, 4);
 	fp[8] = 1; /* length in 16-byte units */
 	fp[9] = 4; /* spec 1.4 */
-	fp[10] = checksum(fp, 16);
+	fp[10] = table_checksum(fp, 16);
 
 	memcpy(hdr, "PCMP", 4);
 	v16 = (uint16_t)(w.p - hdr);
@@ -157,7 +149,7 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned int nr_vcpus
 	memcpy(hdr + 34, &w.count, 2);
 	v32 = LAYOUT_LAPIC;
 	memcpy(hdr + 36, &v32, 4);
-	hdr[7] = checksum(hdr, v16);
+	hdr[7] = table_checksum(hdr, v16);
 	return (int)(w.p - buf);
 }
 
