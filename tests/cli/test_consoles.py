@@ -116,9 +116,8 @@ def assert_log_has_echo_run(log, lines):
 def test_socket_output_and_input(khyve, tmp_path):
     path = tmp_path / "console.sock"
     p = start_echo(khyve, f"socket={path}")
-    wait_for(path.exists, what="the console socket")
-    assert stat.S_ISSOCK(path.lstat().st_mode)
-    with connect(path) as s:
+    with connect_when_listening(path) as s:
+        assert stat.S_ISSOCK(path.lstat().st_mode)
         c = Stream(s.fileno())
         # The guest may still be starting: an empty line first, so that if
         # any byte is early, it is one the guest ignores.
@@ -132,8 +131,7 @@ def test_socket_output_and_input(khyve, tmp_path):
 def test_socket_one_client_at_a_time_and_reconnect(khyve, tmp_path):
     path = tmp_path / "console.sock"
     p = start_echo(khyve, f"socket={path}")
-    wait_for(path.exists, what="the console socket")
-    first = connect(path)
+    first = connect_when_listening(path)
     c1 = Stream(first.fileno())
     c1.send(b"\n")
     echo(c1, "first client")
@@ -220,7 +218,8 @@ def test_autopty_link(khyve, tmp_path):
     wait_for(link.is_symlink, what="the autopty symlink")
     target = os.readlink(link)
     assert re.fullmatch(r"/dev/pts/\d+", target), target
-    assert f"com1: {target} linked from {link}" in p.err, p.err
+    wait_for(lambda: f"com1: {target} linked from {link}" in p.err,
+             what="the pty announced on stderr")
     # Output written before anyone opened the pty waits in it.
     c = open_pty(link)
     c.expect(rb"ECHO-READY\r\n")
@@ -262,9 +261,14 @@ def test_autopty_replaces_a_stale_link(khyve, tmp_path):
     link = tmp_path / "tty"
     link.symlink_to("/dev/pts/999999")
     p = start_echo(khyve, f"autopty={link}")
-    wait_for(lambda: os.readlink(link) != "/dev/pts/999999",
-             what="the new symlink")
+    def replaced():
+        try:  # khyve removes the old link, then makes the new one
+            return os.readlink(link) != "/dev/pts/999999"
+        except FileNotFoundError:
+            return False
+    wait_for(replaced, what="the new symlink")
     c = open_pty(link)
+    c.expect(rb"ECHO-READY\r\n")
     echo(c, "fresh link")
     quit_echo(p, c)
     os.close(c.fd)

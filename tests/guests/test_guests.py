@@ -214,7 +214,10 @@ def test_echo_pasted_64k_line_arrives_complete(khyve):
     assert p.wait() == 0, p.err
 
 
-@pytest.mark.xfail(strict=True, reason=(
+# Not strict: the loss is a race (it happens when khyve's event loop hands
+# the input to the UART before the guest enables its FIFO), so the test
+# passes now and then. Remove the mark once src/hw/uart.c is fixed.
+@pytest.mark.xfail(strict=False, reason=(
     "src/hw/uart.c pulls a byte from the console while the guest's FIFO "
     "is still off; the guest's FIFO enable then clears it (reported)"))
 def test_echo_input_before_guest_is_ready(khyve):
