@@ -28,15 +28,25 @@ static int add_pci(struct machine *m, struct pci_dev *dev,
 {
 	int r = pci_bus_add(&m->pci, dev);
 
+	/* Only the bridges added by default can meet a taken slot here
+	 * (the parser refuses a slot given twice). */
 	if (r)
-		snprintf(err, errlen, "-s %u:%u,%s: slot already in use",
-			 sc->slot, sc->func, sc->emulation);
+		snprintf(err, errlen, "PCI slot %u:%u is taken, but the %s "
+			 "that khyve adds by default goes there: give it "
+			 "another slot with -s N,%s",
+			 sc->slot, sc->func, sc->emulation, sc->emulation);
 	return r;
 }
 
 int machine_add_hostbridge(struct machine *m, const struct slot_config *sc,
 			   char *err, size_t errlen)
 {
+	if (m->have_hostbridge) {
+		snprintf(err, errlen, "-s %u:%u,%s: there is one host bridge; "
+			 "it is already at %u:%u", sc->slot, sc->func,
+			 sc->emulation, m->hostbridge.slot, m->hostbridge.func);
+		return -EINVAL;
+	}
 	pci_dev_init(&m->hostbridge, "hostbridge", PCI_VENDOR_KHYVE, 0x1275,
 		     PCI_CLASS_HOST_BRIDGE, 0);
 	m->hostbridge.slot = sc->slot;
@@ -48,6 +58,12 @@ int machine_add_hostbridge(struct machine *m, const struct slot_config *sc,
 int machine_add_lpc(struct machine *m, const struct slot_config *sc, char *err,
 		    size_t errlen)
 {
+	if (m->have_lpc) {
+		snprintf(err, errlen, "-s %u:%u,%s: there is one LPC bridge; "
+			 "it is already at %u:%u", sc->slot, sc->func,
+			 sc->emulation, m->lpc.slot, m->lpc.func);
+		return -EINVAL;
+	}
 	pci_dev_init(&m->lpc, "lpc", PCI_VENDOR_INTEL, PCI_DEVICE_PIIX3_ISA,
 		     PCI_CLASS_ISA_BRIDGE, 0);
 	m->lpc.slot = sc->slot;

@@ -40,7 +40,8 @@ int boot_read_file(const char *what, const char *path, size_t max, void **buf,
 	uint8_t *p;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking: a FIFO must fail the regular-file check, not hang. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return fail(err, errlen, -errno, "%s %s: %s", what, path,
 			    strerror(errno));

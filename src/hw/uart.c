@@ -124,13 +124,24 @@ static void update_irq(struct uart *uart)
 	}
 }
 
+/*
+ * Whether the guest is reading input: its FIFO or receive interrupt is on,
+ * or it polls LSR (twice in a row: Linux's start-up reads LSR once, then
+ * RBR once to throw it away, with both off).
+ */
+static bool rx_wanted(const struct uart *uart)
+{
+	return (uart->fcr & FCR_ENABLE) || (uart->ier & IER_ERDAI) ||
+	       uart->lsr_polls >= 2;
+}
+
 /* Refill the receive FIFO from the backend (never in loopback mode). */
 static void rx_refill(struct uart *uart)
 {
 	uint8_t buf[UART_FIFO_SIZE];
 	size_t n, i, room;
 
-	if (uart->mcr & MCR_LOOP)
+	if ((uart->mcr & MCR_LOOP) || !rx_wanted(uart))
 		return;
 	room = fifo_capacity(uart) - uart->rx_count;
 	if (!room)
@@ -211,10 +222,11 @@ void uart_write(struct uart *uart, unsigned int offset, uint8_t value)
 		if (!(uart->ier & IER_ETHREI) && (value & IER_ETHREI))
 			uart->thre_pending = true;
 		uart->ier = value & 0x0f;
+		rx_refill(uart);
 		break;
 	case REG_IIR_FCR:
+		/* No refill here: Linux enables the FIFO only to clear it. */
 		set_fcr(uart, value);
-		rx_refill(uart);
 		break;
 	case REG_LCR:
 		uart->lcr = value;
@@ -238,6 +250,7 @@ static uint8_t read_rbr(struct uart *uart)
 {
 	uint8_t v = 0;
 
+	uart->lsr_polls = 0;
 	if (uart->rx_count) {
 		v = uart->rx_fifo[uart->rx_head];
 		uart->rx_head = (uart->rx_head + 1) % UART_FIFO_SIZE;
@@ -274,6 +287,8 @@ uint8_t uart_read(struct uart *uart, unsigned int offset)
 		v = uart->mcr;
 		break;
 	case REG_LSR:
+		if (uart->lsr_polls < 2)
+			uart->lsr_polls++;
 		if (!uart->rx_count)
 			rx_refill(uart);
 		v = uart->lsr | (uart->rx_count ? LSR_DR : 0);

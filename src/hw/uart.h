@@ -7,6 +7,9 @@
  * empty, as if the line were infinitely fast. Input is pulled from the
  * backend only while the receive FIFO has room, so a long pasted line waits
  * in the backend instead of overrunning the FIFO: the guest loses nothing.
+ * Nor is input pulled before the guest is ready for it (FIFO or receive
+ * interrupt enabled, or LSR polled): Linux's 8250 start-up discards one
+ * RBR read and enabling the FIFO clears it, which would eat early input.
  *
  * The model knows neither KVM nor the console: it talks to them through the
  * callbacks in struct uart_ops, which makes it testable on its own.
@@ -43,6 +46,7 @@ struct uart {
 	bool thre_pending; /* THR-empty interrupt not yet acknowledged */
 	uint8_t rx_fifo[UART_FIFO_SIZE];
 	unsigned int rx_head, rx_count;
+	unsigned int lsr_polls; /* LSR reads since the last RBR read */
 	int irq_level;
 	uint64_t rx_bytes, tx_bytes;
 };

@@ -214,13 +214,10 @@ def test_echo_pasted_64k_line_arrives_complete(khyve):
     assert p.wait() == 0, p.err
 
 
-# Not strict: the loss is a race (it happens when khyve's event loop hands
-# the input to the UART before the guest enables its FIFO), so the test
-# passes now and then. Remove the mark once src/hw/uart.c is fixed.
-@pytest.mark.xfail(strict=False, reason=(
-    "src/hw/uart.c pulls a byte from the console while the guest's FIFO "
-    "is still off; the guest's FIFO enable then clears it (reported)"))
-def test_echo_input_before_guest_is_ready(khyve):
+# Regression: the UART used to pull a byte from the console before the
+# guest enabled its FIFO, and the FIFO enable then cleared it.
+@pytest.mark.parametrize("attempt", range(5))
+def test_echo_input_before_guest_is_ready(khyve, attempt):
     """`printf 'hi\\nquit\\n' | khyve ...`: input that is already in the
     pipe when the guest starts must not lose its first byte."""
     r = boot(khyve, "echo", input=b"short line\nquit\n")

@@ -181,6 +181,53 @@ static void overrun_without_fifo(void **state)
 	assert_int_equal(uart_read(&u, RBR), '1');
 }
 
+/* Input waiting before the guest is ready survives Linux's 8250 start-up:
+ * FIFO cleared and off, one LSR read, one discarded RBR read. */
+static void early_input_survives_linux_startup(void **state)
+{
+	static const uint8_t in[] = "early";
+	struct fake f = { .in = in, .in_len = 5 };
+	struct uart u;
+	int i;
+
+	(void)state;
+	uart_init(&u, &ops, &f);
+	uart_input_ready(&u);
+	assert_int_equal(f.in_pos, 0);
+	uart_write(&u, IIR, 0x01);
+	uart_write(&u, IIR, 0x07);
+	uart_write(&u, IIR, 0x00);
+	uart_read(&u, LSR);
+	uart_read(&u, RBR);
+	uart_read(&u, IIR);
+	uart_read(&u, MSR);
+	assert_int_equal(f.in_pos, 0);
+	/* Then it turns the FIFO and the receive interrupt on. */
+	uart_write(&u, IIR, 0xc1);
+	uart_write(&u, MCR, 0x0b);
+	uart_write(&u, IER, 0x01);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(uart_read(&u, RBR), in[i]);
+}
+
+/* A guest that polls LSR without FIFO or interrupts still gets input. */
+static void polling_guest_without_fifo(void **state)
+{
+	static const uint8_t in[] = "ab";
+	struct fake f = { .in = in, .in_len = 2 };
+	struct uart u;
+
+	(void)state;
+	uart_init(&u, &ops, &f);
+	uart_input_ready(&u);
+	while (!(uart_read(&u, LSR) & 0x01))
+		;
+	assert_int_equal(uart_read(&u, RBR), 'a');
+	while (!(uart_read(&u, LSR) & 0x01))
+		;
+	assert_int_equal(uart_read(&u, RBR), 'b');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +237,8 @@ int main(void)
 		cmocka_unit_test(timeout_interrupt_below_trigger),
 		cmocka_unit_test(loopback_for_linux_probe),
 		cmocka_unit_test(overrun_without_fifo),
+		cmocka_unit_test(early_input_survives_linux_startup),
+		cmocka_unit_test(polling_guest_without_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
