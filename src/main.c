@@ -264,10 +264,13 @@ static void report_pvm(const struct vm *vm)
 {
 	if (!vm->pvm)
 		return;
+	/* The minimum measured with the guest kit (tools/guestkit/README.md). */
 	info("this host's /dev/kvm is software-virtualized (kvm_pvm): guest "
-	     "kernel code is emulated, and some instructions are fixed up by "
-	     "khyve. A Linux guest needs: noxsave clearcpuid=popcnt,smap,cx16 "
-	     "tsc=reliable (see SPEC.md §7)");
+	     "kernel code is emulated, and khyve fixes up what it cannot run. "
+	     "A Linux guest needs: noxsave clearcpuid=popcnt,smap,erms,fsrm "
+	     "tsc=reliable, and with several vCPUs no KVM hypercalls "
+	     "(kvm_nohypercall in the guest kit); its user space runs only "
+	     "with the guest kit's patched kernel");
 }
 
 int main(int argc, char **argv)
