@@ -341,9 +341,13 @@ def report(cfgs, meta):
     A(f"- {meta['nproc']} CPUs ({meta['cpu']}), host kernel "
       f"`{meta['kernel']}`, {meta['kvm']}.")
     A(f"- `/proc/loadavg` before `{meta['load_before']}`, after "
-      f"`{meta['load_after']}`; all CPUs {meta['busy_pct']:.0f} % busy on "
-      f"average during the {meta['elapsed'] / 60:.0f} min of the run "
-      "(including the boots measured, which keep one CPU busy). "
+      f"`{meta['load_after']}`; "
+      + (f"all CPUs {meta['busy_pct']:.0f} % busy on average during the "
+         f"{meta['elapsed'] / 60:.0f} min of the run (including the boots "
+         "measured, which keep one CPU busy). "
+         if meta['busy_pct'] == meta['busy_pct'] else
+         f"{meta['elapsed'] / 60:.0f} min of runs. ")
+      + 
       f"Other processes using CPU (1 s sample): before: "
       f"{meta['others_before']}; after: {meta['others_after']}.")
     if meta.get("other_vmms"):
