@@ -245,6 +245,25 @@ static void mp_table(void **state)
 	assert_int_equal(mptable_build(mp, 64, LAYOUT_MPTABLE, 3), -ENOSPC);
 }
 
+/* The floating pointer also sits in the last KiB of base memory, where
+ * Linux looks first (regression: a 7 s emulated scan of the BIOS area). */
+static void mp_table_found_early(void **state)
+{
+	struct guest_mem mem;
+	uint32_t table;
+
+	(void)state;
+	guest_mem_layout(&mem, 64ULL << 20);
+	mem.host = calloc(1, mem.size);
+	assert_int_equal(mptable_install(&mem, 2), 0);
+	assert_memory_equal(mem.host + LAYOUT_EBDA, "_MP_", 4);
+	assert_int_equal(sum(mem.host + LAYOUT_EBDA, 16), 0);
+	memcpy(&table, mem.host + LAYOUT_EBDA + 4, 4);
+	assert_int_equal(table, LAYOUT_MPTABLE + 16);
+	assert_memory_equal(mem.host + table, "PCMP", 4);
+	free(mem.host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +273,7 @@ int main(void)
 		cmocka_unit_test(mcfg_values),
 		cmocka_unit_test(iasl_disassembles),
 		cmocka_unit_test(mp_table),
+		cmocka_unit_test(mp_table_found_early),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

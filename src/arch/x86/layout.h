@@ -17,7 +17,7 @@
 #define LAYOUT_PD 0xb000ULL /* 4 pages: 4 GiB in 2 MiB pages */
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL
-#define LAYOUT_EBDA 0x9fc00ULL
+#define LAYOUT_EBDA 0x9fc00ULL    /* last KiB of base memory */
 #define LAYOUT_VGA 0xa0000ULL
 #define LAYOUT_BIOS 0xe0000ULL     /* ACPI tables from here */
 #define LAYOUT_SMBIOS 0xf0000ULL   /* SMBIOS entry point and tables */

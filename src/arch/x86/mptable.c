@@ -162,5 +162,12 @@ int mptable_install(const struct guest_mem *mem, unsigned int nr_vcpus)
 	if (!dst)
 		return -EFAULT;
 	n = mptable_build(dst, size, LAYOUT_MPTABLE, nr_vcpus);
-	return n < 0 ? n : 0;
+	if (n < 0)
+		return n;
+	/*
+	 * Linux looks for the floating pointer in the last KiB of base memory
+	 * before it scans the 64 KiB BIOS area, a scan that takes seconds of
+	 * emulated code on a software-virtualized host: put a copy there too.
+	 */
+	return guest_mem_write(mem, LAYOUT_EBDA, dst, 16);
 }
