@@ -13,8 +13,8 @@
 # Cached and idempotent: each stage records the hash of its inputs and is
 # skipped when they are unchanged and its output exists.  The kernel key
 # covers the linux-source-6.1 package version, the patches and
-# kernel.fragment; the initramfs key covers init and the busybox-static
-# version.  Set KHYVE_GUESTKIT_FORCE=1 to rebuild everything.
+# kernel.fragment; the initramfs key covers init, fstab and the
+# busybox-static version.  Set KHYVE_GUESTKIT_FORCE=1 to rebuild everything.
 # Environment: JOBS (default 2), NICE (default 10).
 set -euo pipefail
 
@@ -74,8 +74,9 @@ SRC_KEY=$(printf 'format=%s\nlinux-source-6.1=%s\npatches=%s\n' \
 	"$KIT_FORMAT" "$LINUX_PKG_VER" "$(patches_hash)" | sha256sum | cut -d' ' -f1)
 KERNEL_KEY=$(printf 'src=%s\nfragment=%s\n' \
 	"$SRC_KEY" "$(sha "$KIT_DIR/kernel.fragment")" | sha256sum | cut -d' ' -f1)
-INITRAMFS_KEY=$(printf 'format=%s\ninit=%s\nbusybox-static=%s\n' \
-	"$KIT_FORMAT" "$(sha "$KIT_DIR/init")" "$BUSYBOX_PKG_VER" | sha256sum | cut -d' ' -f1)
+INITRAMFS_KEY=$(printf 'format=%s\ninit=%s\nfstab=%s\nbusybox-static=%s\n' \
+	"$KIT_FORMAT" "$(sha "$KIT_DIR/init")" "$(sha "$KIT_DIR/fstab")" "$BUSYBOX_PKG_VER" |
+	sha256sum | cut -d' ' -f1)
 
 SRC="$OUT/src"
 LOGS="$OUT/logs"
@@ -167,6 +168,7 @@ else
 	mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,mnt}
 	install -m 0755 /bin/busybox "$R/bin/busybox"
 	install -m 0755 "$KIT_DIR/init" "$R/init"
+	install -m 0644 "$KIT_DIR/fstab" "$R/etc/fstab"
 	ln -s busybox "$R/bin/sh"
 	chmod 0755 "$R"/{bin,sbin,usr,usr/bin,usr/sbin,dev,proc,sys,root,etc,mnt}
 	chmod 1777 "$R/tmp"
@@ -193,6 +195,7 @@ fi
 	echo "initramfs-key: $INITRAMFS_KEY"
 	echo "fragment-sha256: $(sha "$KIT_DIR/kernel.fragment")"
 	echo "init-sha256: $(sha "$KIT_DIR/init")"
+	echo "fstab-sha256: $(sha "$KIT_DIR/fstab")"
 	for p in "${PATCHES[@]}"; do
 		echo "patch: $(basename "$p") $(sha "$p")"
 	done
