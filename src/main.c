@@ -27,6 +27,7 @@
 #include "devices/registry.h"
 #include "core/watchdog.h"
 #include "machine.h"
+#include "state_dir.h"
 
 #define KHYVE_VERSION "0.1.0"
 #define SHUTDOWN_TIMEOUT_MS 30000
@@ -45,6 +46,7 @@ struct run_state {
 static void cleanup_at_exit(void)
 {
 	console_cleanup_at_exit();
+	state_dir_cleanup();
 	if (pidfile_created)
 		unlink(pidfile_created);
 	pidfile_created = NULL;
@@ -132,15 +134,13 @@ static void check_boot_file(const char *what, const char *path, bool kernel)
 }
 
 /* Checks that need no VM, so bad input never reaches /dev/kvm. */
-static void preflight(const struct config *cfg)
+static void preflight(struct config *cfg)
 {
 	char err[CONFIG_ERR_LEN];
 
 	if (cfg->api_sock || cfg->config_file || cfg->no_api)
 		die("--api-sock/--config-file/--no-api: the control API is not "
 		    "supported yet");
-	if (cfg->state_dir)
-		die("--state-dir: not supported yet");
 	if (registry_check(cfg, err, sizeof(err)))
 		die("%s", err);
 	if (cfg->boot == BOOT_NONE)
@@ -156,6 +156,9 @@ static void preflight(const struct config *cfg)
 		die("-F %s: the pidfile exists (is another khyve running? "
 		    "remove it if not)",
 		    cfg->pidfile);
+	/* Last: it creates the folder, which a failed check must not leave. */
+	if (cfg->state_dir && state_dir_prepare(cfg, err, sizeof(err)))
+		die("%s", err);
 }
 
 static void on_stop(struct ev_handler *h, uint32_t events)
@@ -312,6 +315,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (cfg.pidfile)
 		write_pidfile(cfg.pidfile);
+	if (cfg.state_dir && state_dir_publish(&cfg, &machine, err, sizeof(err)))
+		die("%s", err);
 	announce_consoles(&machine);
 	setup_run_loop(&rs, &machine);
 	start_watchdog(&watchdog, &machine);
