@@ -390,24 +390,6 @@ def report(cfgs, meta):
     return "\n".join(L)
 
 
-def write_section(path, md):
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = "# khyve benchmarks\n"
-    if MARK_START in old and MARK_END in old:
-        a = old.index(MARK_START)
-        b = old.index(MARK_END) + len(MARK_END)
-        new = old[:a] + md + old[b:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + md + "\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
-
-
 def other_vmms():
     me = os.getpid()
     found = []
@@ -552,7 +534,7 @@ def main(args, repo):
     md = report(cfgs, meta)
     print(md)
     if not args.no_write:
-        write_section(out_path, md)
+        bench.write_section(out_path, md, MARK_START, MARK_END)
         log(f"bench linux: wrote {out_path}")
     bad = [c for c in cfgs if any(r["error"] for r in c.runs)]
     return 1 if bad else 0

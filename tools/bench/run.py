@@ -1506,7 +1506,9 @@ def report(args, facts, boot_cfgs, ex, stat, samp, cg, traces, rss_floor,
     return "\n".join(L)
 
 
-def write_section(path, md):
+def write_section(path, md, start=MARK_START, end=MARK_END):
+    """Put @md (which starts with @start and ends with @end) into the
+    benchmark file at @path, replacing that section if present."""
     try:
         with open(path) as f:
             old = f.read()
@@ -1516,9 +1518,9 @@ def write_section(path, md):
         new = ("# khyve benchmarks\n\n"
                "Each section is written by a benchmark tool and replaced "
                "when it runs again; see the markers.\n\n" + md + "\n")
-    elif MARK_START in old and MARK_END in old:
-        a = old.index(MARK_START)
-        b = old.index(MARK_END) + len(MARK_END)
+    elif start in old and end in old:
+        a = old.index(start)
+        b = old.index(end) + len(end)
         new = old[:a] + md + old[b:]
     else:
         new = old.rstrip("\n") + "\n\n" + md + "\n"
