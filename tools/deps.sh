@@ -6,9 +6,10 @@ set -eu
 
 pkgs_build="gcc binutils make meson ninja-build pkg-config libcmocka-dev
  liburing-dev zlib1g-dev libzstd-dev liblz4-dev liblzma-dev libjson-c-dev
- acpica-tools python3"
-pkgs_test="python3 python3-pytest python3-pexpect socat netcat-openbsd"
-pkgs_bench="qemu-system-x86 python3"
+ acpica-tools python3 libslirp-dev"
+pkgs_test="python3 python3-pytest python3-pexpect socat netcat-openbsd
+ qemu-utils e2fsprogs iproute2"
+pkgs_bench="qemu-system-x86 qemu-utils fio python3"
 pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_guestkit="linux-source-6.1 build-essential bc bison flex libelf-dev
  libssl-dev busybox-static cpio xz-utils"
