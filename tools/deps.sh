@@ -6,7 +6,7 @@ set -eu
 
 pkgs_build="gcc binutils make meson ninja-build pkg-config libcmocka-dev
  liburing-dev zlib1g-dev libzstd-dev liblz4-dev liblzma-dev libjson-c-dev
- acpica-tools python3 libslirp-dev"
+ acpica-tools python3 libslirp-dev libglib2.0-dev"
 pkgs_test="python3 python3-pytest python3-pexpect socat netcat-openbsd
  qemu-utils e2fsprogs iproute2"
 pkgs_bench="qemu-system-x86 qemu-utils fio python3"
