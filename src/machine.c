@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -236,9 +237,31 @@ int machine_open_consoles(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+int machine_on_close(struct machine *m, void (*close)(void *opaque),
+		     void *opaque)
+{
+	struct machine_closer *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->close = close;
+	c->opaque = opaque;
+	c->next = m->closers;
+	m->closers = c;
+	return 0;
+}
+
 void machine_close(struct machine *m)
 {
 	int i;
+
+	while (m->closers) {
+		struct machine_closer *c = m->closers;
+
+		m->closers = c->next;
+		c->close(c->opaque);
+		free(c);
+	}
 
 	for (i = 0; i < 2; i++) {
 		if (m->com[i].has_console) {

@@ -26,6 +26,13 @@
 
 struct machine;
 
+/* A device's tear-down, run by machine_close() in reverse order of adding. */
+struct machine_closer {
+	void (*close)(void *opaque);
+	void *opaque;
+	struct machine_closer *next;
+};
+
 struct machine_com {
 	struct machine *m;
 	unsigned int irq;
@@ -46,6 +53,7 @@ struct machine {
 	struct i8042 kbc;
 	struct pm pm;
 	uint64_t rsdp_gpa; /* ACPI RSDP with -A, else 0 */
+	struct machine_closer *closers;
 };
 
 /* Attach the platform and the -s devices to m->vm; 0 or -errno with @err. */
@@ -55,6 +63,12 @@ int machine_build(struct machine *m, const struct config *cfg, char *err,
 int machine_open_consoles(struct machine *m, char *err, size_t errlen) __must_check;
 /* Close consoles and unmap devices. */
 void machine_close(struct machine *m);
+/*
+ * Have machine_close() call close(opaque) (after the vCPUs stopped, before
+ * the buses go). 0 or -ENOMEM.
+ */
+int machine_on_close(struct machine *m, void (*close)(void *opaque),
+		     void *opaque) __must_check;
 
 /* -s emulations provided by the platform itself (see registry.c). */
 int machine_add_hostbridge(struct machine *m, const struct slot_config *sc,
