@@ -70,6 +70,7 @@ void vq_disable(struct virtqueue *vq)
 	vq->last_avail = vq->used_idx = 0;
 	vq->signalled_valid = false;
 	vq->broken = false;
+	vq->notify_off = false;
 	vq->size = vq->max_size;
 	vq->desc_gpa = vq->avail_gpa = vq->used_gpa = 0;
 }
@@ -209,9 +210,12 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
 		i = d.next;
 	}
 	vq->last_avail++;
-	/* With event-idx, ask to be kicked when the next entry arrives. */
-	if (vq->event_idx)
-		vq_write16(&vq->avail->ring[vq->size], vq->last_avail);
+	/*
+	 * With event-idx, ask to be kicked when the next entry arrives:
+	 * avail_event lives after the used ring (§2.7.10).
+	 */
+	if (vq->event_idx && !vq->notify_off)
+		vq_write16(&vq->used->ring[vq->size], vq->last_avail);
 	return 1;
 bad:
 	vq->broken = true;
@@ -261,6 +265,7 @@ bool vq_set_notification(struct virtqueue *vq, bool enable)
 
 	if (!vq->enabled)
 		return false;
+	vq->notify_off = !enable;
 	if (vq->event_idx) {
 		/* avail_event lives after the used ring. */
 		avail_event = (volatile uint16_t *)&vq->used->ring[vq->size];

@@ -49,6 +49,7 @@ struct virtqueue {
 	uint16_t signalled_used; /* used_idx at the last interrupt */
 	bool signalled_valid;
 	bool broken;           /* a bad chain was seen: no more pops */
+	bool notify_off;       /* vq_set_notification(false) in force */
 	unsigned int index;    /* queue number within its device */
 };
 
