@@ -1,5 +1,8 @@
 /* The network backends' parsers: -s conf, hostfwd= rules, mac=. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -258,6 +261,57 @@ static void open_vpnkit_missing(void **state)
 	assert_null(strchr(err, '\n'));
 }
 
+static int bound_port(int *fd)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(*fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(*fd, 1), 0);
+	assert_int_equal(getsockname(*fd, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+/* A hostfwd= port in use: one line naming the rule, at open. */
+static void open_user_port_in_use(void **state)
+{
+	char conf[128], err[256];
+	struct netbe be;
+	int fd, port;
+
+	(void)state;
+	port = bound_port(&fd);
+	snprintf(conf, sizeof(conf), "user,hostfwd=tcp:127.0.0.1:%d-:80", port);
+	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)), -EADDRINUSE);
+	assert_non_null(strstr(err, "virtio-net: hostfwd=tcp:127.0.0.1:"));
+	assert_non_null(strstr(err, "Address already in use"));
+	close(fd);
+
+	/* Now free: it opens, and closes cleanly. */
+	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)), 0);
+	assert_int_equal(be.kind, NETBE_USER);
+	assert_int_equal(be.vnet_hdr_len, 0);
+	assert_false(be.offloads);
+	assert_int_equal(be.mtu, 1500);
+	assert_int_equal(netbe_set_offloads(&be, NETBE_OFF_CSUM), -EOPNOTSUPP);
+	netbe_close(&be);
+}
+
+/* A tap that cannot be had: "lo" exists and is no tap. */
+static void open_tap_bad(void **state)
+{
+	char err[256];
+	struct netbe be;
+
+	(void)state;
+	assert_true(netbe_open(&be, "virtio-net", "tap=lo", err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "virtio-net: tap lo: "));
+	assert_null(strchr(err, '\n'));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +324,8 @@ int main(void)
 		cmocka_unit_test(conf_vpnkit),
 		cmocka_unit_test(conf_vpnkit_bad),
 		cmocka_unit_test(open_vpnkit_missing),
+		cmocka_unit_test(open_user_port_in_use),
+		cmocka_unit_test(open_tap_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
