@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
 #include "machine.h"
 
@@ -15,9 +16,9 @@ static const struct emulation emulations[] = {
 	{ "virtio-blk", NULL },
 	{ "ahci-hd", NULL },
 	{ "ahci-cd", NULL },
-	{ "virtio-net", NULL },
-	{ "virtio-tap", NULL },
-	{ "virtio-vpnkit", NULL },
+	{ "virtio-net", virtio_net_create },
+	{ "virtio-tap", virtio_net_create },
+	{ "virtio-vpnkit", virtio_net_create },
 	{ "virtio-sock", NULL },
 	{ "virtio-vsock", NULL },
 	{ "virtio-rnd", virtio_rnd_create },
