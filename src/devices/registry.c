@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/virtio_9p.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
 #include "machine.h"
@@ -22,7 +23,7 @@ static const struct emulation emulations[] = {
 	{ "virtio-sock", NULL },
 	{ "virtio-vsock", NULL },
 	{ "virtio-rnd", virtio_rnd_create },
-	{ "virtio-9p", NULL },
+	{ "virtio-9p", virtio_9p_create },
 	{ "virtio-balloon", NULL },
 };
 
