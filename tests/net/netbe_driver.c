@@ -555,6 +555,48 @@ static void dhcp(const char *want, uint32_t *router)
 	   inet_ntoa((struct in_addr){ ctx.router }));
 }
 
+struct udp_ctx {
+	uint32_t from;
+	uint16_t sport, dport;
+	const char *payload;
+};
+
+static bool udp_reply_match(const struct frame *f, void *c)
+{
+	struct udp_ctx *ctx = c;
+	const uint8_t *u;
+	uint32_t src;
+	size_t n;
+
+	u = ipv4_payload(f, 17, &n);
+	if (!u || n < 8)
+		return false;
+	memcpy(&src, f->d + 26, 4);
+	if (src != ctx->from || get16(u) != ctx->dport ||
+	    get16(u + 2) != ctx->sport)
+		return false;
+	if (get16(u + 6) && csum(u, n, pseudo(src, g.ip, 17, n)) != 0)
+		fail("bad UDP checksum received");
+	return n - 8 == strlen(ctx->payload) &&
+	       !memcmp(u + 8, ctx->payload, n - 8);
+}
+
+/* Send @msg to @dst:@port over UDP and expect it back. */
+static void udp_echo(uint32_t dst, const uint8_t dmac[6], uint16_t port,
+		     const char *msg)
+{
+	struct udp_ctx ctx = { dst, 40001, port, msg };
+	uint8_t f[1514];
+	struct frame r;
+
+	send_frame(f, udp(f, dmac, g.ip, dst, 40001, port, msg, strlen(msg)),
+		   NULL);
+	if (!wait_for(udp_reply_match, &ctx, &r, 3000))
+		fail("no UDP echo from port %u", port);
+	free(r.d);
+	ok("udp echo '%s'", msg);
+}
+
 /* ---- TCP ---- */
 
 #define TF_FIN 1
@@ -596,6 +638,44 @@ static void tcp_send(struct tcb *t, uint8_t flags, const void *data, size_t n)
 	put16(h + 16, csum(h, 20 + n, pseudo(g.ip, t->rip, 6, 20 + n)));
 	send_frame(f, off + 20 + n, NULL);
 	t->snd_nxt += (uint32_t)n + !!(flags & TF_SYN) + !!(flags & TF_FIN);
+}
+
+/*
+ * One TSO segment of @n bytes: the vnet header asks the backend's side to
+ * cut it into MSS-sized packets and finish the checksums (virtio spec
+ * §5.1.6.2): the TCP checksum field holds the pseudo-header sum only.
+ */
+static void tcp_send_gso(struct tcb *t, const uint8_t *data, size_t n)
+{
+	static uint8_t f[14 + 20 + 20 + 65000];
+	struct netbe_vnet_hdr hdr = {
+		.flags = NETBE_VNET_F_NEEDS_CSUM,
+		.gso_type = NETBE_VNET_GSO_TCPV4,
+		.hdr_len = htole16(54),
+		.gso_size = htole16(1448),
+		.csum_start = htole16(34),
+		.csum_offset = htole16(16),
+	};
+	size_t off;
+	uint8_t *h;
+
+	if (n > 65000)
+		fail("tcp_send_gso: too long");
+	eth(f, t->peer_mac, ETH_IP);
+	off = ipv4(f, g.ip, t->rip, 6, 20 + n);
+	h = f + off;
+	memset(h, 0, 20);
+	put16(h, t->lport);
+	put16(h + 2, t->rport);
+	put32(h + 4, t->snd_nxt);
+	put32(h + 8, t->rcv_nxt);
+	h[12] = 5 << 4;
+	h[13] = TF_ACK | TF_PSH;
+	put16(h + 14, 65535);
+	memcpy(h + 20, data, n);
+	put16(h + 16, fold(pseudo(g.ip, t->rip, 6, 20 + n)));
+	send_frame(f, off + 20 + n, &hdr);
+	t->snd_nxt += (uint32_t)n;
 }
 
 struct seg {
@@ -734,6 +814,38 @@ static void tcp_echo(uint32_t rip, const uint8_t rmac[6], uint16_t rport,
 	if (t.rlen != strlen(msg) || memcmp(t.rbuf, msg, t.rlen))
 		fail("echo: got '%.*s'", (int)t.rlen, t.rbuf);
 	ok("tcp echo '%s'", msg);
+	tcp_close(&t);
+	free(t.rbuf);
+}
+
+/*
+ * With offloads on: one 60000-byte TSO segment out, the echo back in
+ * segments the host's stack did not cut (GSO frames with a vnet header).
+ */
+static void tso_echo(uint32_t rip, const uint8_t rmac[6], uint16_t rport)
+{
+	struct tcb t = { .rip = rip, .lport = 40002, .rport = rport };
+	static uint8_t data[60000];
+	size_t i;
+	int ret;
+
+	ret = netbe_set_offloads(&g.be, NETBE_OFF_CSUM | NETBE_OFF_TSO4 |
+						NETBE_OFF_TSO6 | NETBE_OFF_ECN);
+	if (ret)
+		fail("set_offloads: %s", strerror(-ret));
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	memcpy(t.peer_mac, rmac, 6);
+	g.gso_frames = g.big_frames = 0;
+	tcp_connect(&t);
+	tcp_send_gso(&t, data, sizeof(data));
+	tcp_recv(&t, sizeof(data), 10000);
+	if (t.rlen != sizeof(data) || memcmp(t.rbuf, data, t.rlen))
+		fail("tso echo: %zu bytes, or different", t.rlen);
+	if (!g.gso_frames || !g.big_frames)
+		fail("no GSO frames received with offloads on");
+	ok("tso echo %zu bytes, %llu GSO frames received", sizeof(data),
+	   (unsigned long long)g.gso_frames);
 	tcp_close(&t);
 	free(t.rbuf);
 }
@@ -884,14 +996,14 @@ static int mode_open(int argc, char **argv)
 	return 0;
 }
 
-/* user PORT: DHCP, ARP/ping the gateway, TCP echo with a host server. */
+/* user TCPPORT UDPPORT: DHCP, ARP/ping the gateway, TCP and UDP echo with host servers. */
 static int mode_user(int argc, char **argv)
 {
 	uint8_t gw_mac[6];
 	uint32_t gw;
 
-	if (argc < 3)
-		fail("usage: user PORT");
+	if (argc < 4)
+		fail("usage: user TCPPORT UDPPORT");
 	setup("virtio-net", "user");
 	dhcp("10.0.2.15", &gw);
 	if (gw != ip4("10.0.2.2"))
@@ -900,6 +1012,7 @@ static int mode_user(int argc, char **argv)
 	ping(gw, gw_mac, "khyve ping", true);
 	send_malformed();
 	tcp_echo(gw, gw_mac, (uint16_t)atoi(argv[2]), "hello");
+	udp_echo(gw, gw_mac, (uint16_t)atoi(argv[3]), "hello udp");
 	print_stats();
 	teardown();
 	return 0;
@@ -973,6 +1086,7 @@ static int mode_tap(int argc, char **argv)
 	ping(peer, peer_mac, "khyve ping", true);
 	send_malformed();
 	tcp_echo(peer, peer_mac, (uint16_t)atoi(argv[6]), "hello through tap");
+	tso_echo(peer, peer_mac, (uint16_t)atoi(argv[6]));
 	print_stats();
 	teardown();
 	return 0;

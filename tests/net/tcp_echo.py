@@ -1,7 +1,7 @@
-"""A one-connection TCP echo server: tcp_echo.py HOST PORT READYFILE.
+"""A TCP echo server: tcp_echo.py HOST PORT READYFILE [COUNT].
 
-Listens on HOST:PORT, touches READYFILE, echoes one connection until the
-client closes, then exits. Runs inside the network namespace of the tap
+Listens on HOST:PORT, touches READYFILE, echoes COUNT (default 1)
+connections one after the other, each until the client closes, then exits. Runs inside the network namespace of the tap
 test, where pytest's own threads cannot listen.
 """
 import socket
@@ -16,14 +16,15 @@ def main():
     srv.listen(1)
     srv.settimeout(30)
     open(ready, "w").close()
-    conn, _ = srv.accept()
-    conn.settimeout(30)
-    with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            conn.sendall(data)
+    for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
+        conn, _ = srv.accept()
+        conn.settimeout(30)
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
 
 
 if __name__ == "__main__":

@@ -182,18 +182,35 @@ def echo_server():
     return srv
 
 
-def test_user_dhcp_ping_tcp():
-    srv = echo_server()
+def udp_echo_server():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(TIMEOUT)
+
+    def serve():
+        try:
+            data, peer = srv.recvfrom(65536)
+            srv.sendto(data, peer)
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_user_dhcp_ping_tcp_udp():
+    srv, usrv = echo_server(), udp_echo_server()
     try:
-        r = run("user", srv.getsockname()[1])
+        r = run("user", srv.getsockname()[1], usrv.getsockname()[1])
     finally:
         srv.close()
+        usrv.close()
     assert r.returncode == 0, r.stdout + r.stderr
     for check in ("dhcp ack 10.0.2.15 router 10.0.2.2",
                   "arp 10.0.2.2 is at", "ping 10.0.2.2",
                   "malformed frames from the device dropped",
                   "tcp connected to 10.0.2.2", "tcp echo 'hello'",
-                  "tcp closed"):
+                  "tcp closed", "udp echo 'hello udp'"):
         assert f"ok {check}" in r.stdout, r.stdout
 
 
@@ -267,7 +284,7 @@ def test_tap_in_netns(tmp_path):
     ready = tmp_path / "ready"
     setup = (f"ip link set lo up && ip link set ktap0 up && "
              f"ip addr add 10.9.0.1/24 dev ktap0 && "
-             f"({sys.executable} {HERE / 'tcp_echo.py'} 10.9.0.1 7777 {ready} &) && "
+             f"({sys.executable} {HERE / 'tcp_echo.py'} 10.9.0.1 7777 {ready} 2 &) && "
              f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.05; done; "
              f"[ -e {ready} ]")
     r = subprocess.run(["unshare", "-n", str(DRIVER), "tap", "ktap0", setup,
@@ -278,7 +295,8 @@ def test_tap_in_netns(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     for check in ("tap ktap0 open", "arp 10.9.0.1 is at", "ping 10.9.0.1",
                   "malformed frames from the device dropped",
-                  "tcp echo 'hello through tap'", "tcp closed"):
+                  "tcp echo 'hello through tap'", "tcp closed",
+                  "tso echo 60000 bytes"):
         assert f"ok {check}" in r.stdout, r.stdout
 
 
