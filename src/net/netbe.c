@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 
 int netbe_parse_mac(const char *s, uint8_t mac[6])
 {
@@ -191,10 +190,25 @@ static int parse_net_token(struct netbe_options *o, bool *have_kind,
 	return -EINVAL;
 }
 
+/* RFC 4122 text: 8-4-4-4-12 hex digits, as VPNKit takes it. */
+static bool valid_uuid(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
 static int parse_vpnkit_token(struct netbe_options *o, const char *tok,
 			      char *err, size_t errlen)
 {
-	uint8_t uuid[16];
 	struct in_addr a;
 
 	if (!strncmp(tok, "path=", 5) && tok[5]) {
@@ -208,7 +222,7 @@ static int parse_vpnkit_token(struct netbe_options *o, const char *tok,
 		return o->macfile ? 0 : -ENOMEM;
 	}
 	if (!strncmp(tok, "uuid=", 5)) {
-		if (strlen(tok + 5) != 36 || config_parse_uuid(tok + 5, uuid)) {
+		if (!valid_uuid(tok + 5)) {
 			snprintf(err, errlen,
 				 "virtio-vpnkit: '%s': expected a 36-character UUID",
 				 tok);
