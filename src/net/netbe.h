@@ -36,7 +36,7 @@
 struct evloop;
 struct netbe;
 
-#define NETBE_ETH_HLEN 14      /* shortest frame accepted either way */
+#define NETBE_ETH_HLEN 14 /* shortest frame accepted either way */
 #define NETBE_MAX_GSO_FRAME 65550 /* 64 KiB of IP + ethernet and VLAN headers */
 #define NETBE_MAX_HOSTFWD 32
 
@@ -46,11 +46,11 @@ struct netbe;
  * driver reads and writes with TUNSETVNETHDRSZ 12. Little-endian fields.
  */
 struct netbe_vnet_hdr {
-	uint8_t flags;        /* NETBE_VNET_F_* */
-	uint8_t gso_type;     /* NETBE_VNET_GSO_* */
-	uint16_t hdr_len;     /* ethernet + IP + TCP/UDP headers of a GSO frame */
-	uint16_t gso_size;    /* payload bytes per segment */
-	uint16_t csum_start;  /* NEEDS_CSUM: checksum from here... */
+	uint8_t flags; /* NETBE_VNET_F_* */
+	uint8_t gso_type; /* NETBE_VNET_GSO_* */
+	uint16_t hdr_len; /* ethernet + IP + TCP/UDP headers of a GSO frame */
+	uint16_t gso_size; /* payload bytes per segment */
+	uint16_t csum_start; /* NEEDS_CSUM: checksum from here... */
 	uint16_t csum_offset; /* ...stored at csum_start + csum_offset */
 	uint16_t num_buffers; /* set by the device (mergeable rx buffers) */
 } __attribute__((packed));
@@ -76,7 +76,7 @@ enum netbe_kind { NETBE_TAP, NETBE_USER, NETBE_VPNKIT };
 /* One hostfwd= rule of user-mode networking (src/net/hostfwd.c). */
 struct hostfwd {
 	bool udp;
-	uint32_t host_addr;  /* network byte order; 0 = any */
+	uint32_t host_addr; /* network byte order; 0 = any */
 	uint16_t host_port;
 	uint32_t guest_addr; /* network byte order; 0 = the DHCP address */
 	uint16_t guest_port;
@@ -87,15 +87,15 @@ struct netbe_options {
 	enum netbe_kind kind;
 	bool has_mac;
 	uint8_t mac[6];
-	char tap_name[16];      /* tap: IFNAMSIZ */
+	char tap_name[16]; /* tap: IFNAMSIZ */
 	struct hostfwd hostfwd[NETBE_MAX_HOSTFWD]; /* user */
 	unsigned int nr_hostfwd;
-	char *path;             /* vpnkit: the socket */
+	char *path; /* vpnkit: the socket */
 	bool has_uuid;
-	char uuid[37];          /* vpnkit: RFC 4122 text, as given */
+	char uuid[37]; /* vpnkit: RFC 4122 text, as given */
 	bool has_preferred_ipv4;
 	uint32_t preferred_ipv4; /* network byte order */
-	char *macfile;          /* vpnkit: receives the assigned MAC */
+	char *macfile; /* vpnkit: receives the assigned MAC */
 };
 
 struct netbe_stats {
@@ -103,8 +103,8 @@ struct netbe_stats {
 	uint64_t tx_frames, tx_bytes; /* taken from the device */
 	uint64_t rx_malformed; /* bad frames from the host side, dropped */
 	uint64_t tx_malformed; /* bad frames from the device, dropped */
-	uint64_t rx_dropped;   /* good frames dropped: no room anywhere */
-	uint64_t tx_dropped;   /* good frames dropped: link down, host error */
+	uint64_t rx_dropped; /* good frames dropped: no room anywhere */
+	uint64_t tx_dropped; /* good frames dropped: link down, host error */
 };
 
 struct netbe_ops {
@@ -116,7 +116,8 @@ struct netbe_ops {
 	int (*send)(struct netbe *be, const struct iovec *iov,
 		    unsigned int cnt) __must_check;
 	void (*rx_resume)(struct netbe *be);
-	int (*set_offloads)(struct netbe *be, unsigned int offloads) __must_check;
+	int (*set_offloads)(struct netbe *be,
+			    unsigned int offloads) __must_check;
 	void (*close)(struct netbe *be);
 };
 
@@ -128,10 +129,10 @@ struct netbe {
 	uint8_t mac[6];
 	bool has_mac;
 	bool mac_assigned;
-	uint16_t mtu;                /* for the device's config space */
-	uint32_t max_frame;          /* longest frame send() takes, no vnet header */
-	unsigned int vnet_hdr_len;   /* 0 or NETBE_VNET_HDR_LEN */
-	bool offloads;               /* checksum and segmentation offloads usable */
+	uint16_t mtu; /* for the device's config space */
+	uint32_t max_frame; /* longest frame send() takes, no vnet header */
+	unsigned int vnet_hdr_len; /* 0 or NETBE_VNET_HDR_LEN */
+	bool offloads; /* checksum and segmentation offloads usable */
 	bool link_up;
 
 	/* Set by the device before netbe_attach(). */

@@ -53,8 +53,8 @@ static int tap_ifmtu(const char *name)
 	return mtu;
 }
 
-static int tap_open(struct netbe *be, const struct netbe_options *o,
-		    char *err, size_t errlen)
+static int tap_open(struct netbe *be, const struct netbe_options *o, char *err,
+		    size_t errlen)
 {
 	int hdrsz = NETBE_VNET_HDR_LEN;
 	unsigned int features = 0;
@@ -84,9 +84,10 @@ static int tap_open(struct netbe *be, const struct netbe_options *o,
 		goto err_ioctl;
 	if (!(features & IFF_VNET_HDR)) {
 		ret = -EOPNOTSUPP;
-		snprintf(err, errlen,
-			 "virtio-net: tap %s: the kernel's tun driver lacks IFF_VNET_HDR",
-			 o->tap_name);
+		snprintf(
+			err, errlen,
+			"virtio-net: tap %s: the kernel's tun driver lacks IFF_VNET_HDR",
+			o->tap_name);
 		goto err_close;
 	}
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o->tap_name);
@@ -96,8 +97,10 @@ static int tap_open(struct netbe *be, const struct netbe_options *o,
 		snprintf(err, errlen,
 			 "virtio-net: tap %s: cannot open or create it: %s%s",
 			 o->tap_name, strerror(-ret),
-			 ret == -EPERM ? " (creating a tap needs CAP_NET_ADMIN)" :
-			 ret == -EBUSY ? " (in use, or not a tap)" : "");
+			 ret == -EPERM ?
+				 " (creating a tap needs CAP_NET_ADMIN)" :
+			 ret == -EBUSY ? " (in use, or not a tap)" :
+					 "");
 		goto err_close;
 	}
 	what = "TUNSETVNETHDRSZ";
@@ -130,8 +133,8 @@ err_free:
 
 static void update_events(struct tap *t)
 {
-	uint32_t ev = (t->rx_paused ? 0 : EPOLLIN) |
-		      (t->tx_blocked ? EPOLLOUT : 0);
+	uint32_t ev =
+		(t->rx_paused ? 0 : EPOLLIN) | (t->tx_blocked ? EPOLLOUT : 0);
 
 	if (t->loop)
 		evloop_modify(t->loop, &t->h, ev);
@@ -199,8 +202,7 @@ static int tap_attach(struct netbe *be, struct evloop *loop)
 	return ret;
 }
 
-static int tap_send(struct netbe *be, const struct iovec *iov,
-		    unsigned int cnt)
+static int tap_send(struct netbe *be, const struct iovec *iov, unsigned int cnt)
 {
 	struct tap *t = be->priv;
 	size_t len = netbe_iov_len(iov, cnt);

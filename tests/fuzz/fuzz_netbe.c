@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	default:
-		memcpy(buf, data + 1, size - 1 < sizeof(buf) ? size - 1 : sizeof(buf));
+		memcpy(buf, data + 1,
+		       size - 1 < sizeof(buf) ? size - 1 : sizeof(buf));
 		(void)!vpnkit_decode_init(buf, &init);
 		(void)!vpnkit_decode_command(buf, &cmd);
 		if (!vpnkit_decode_reply(buf, &r) && strlen(r.message) > 255)

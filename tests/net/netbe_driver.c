@@ -418,7 +418,8 @@ static void ping(uint32_t dst, const uint8_t dmac[6], const char *payload,
 	if (!expect)
 		return;
 	if (!wait_for(echo_reply_match, &ctx, &r, 3000))
-		fail("no echo reply from %s", inet_ntoa((struct in_addr){ dst }));
+		fail("no echo reply from %s",
+		     inet_ntoa((struct in_addr){ dst }));
 	free(r.d);
 	ok("ping %s", inet_ntoa((struct in_addr){ dst }));
 }
@@ -522,8 +523,7 @@ static void dhcp_send(struct dhcp_ctx *ctx, uint8_t type)
 	b[i++] = 3;
 	b[i++] = 6;
 	b[i++] = 255;
-	send_frame(f, udp(f, bcast, 0, 0xffffffff, 68, 67, b, sizeof(b)),
-		   NULL);
+	send_frame(f, udp(f, bcast, 0, 0xffffffff, 68, 67, b, sizeof(b)), NULL);
 }
 
 /* DISCOVER, OFFER, REQUEST, ACK: the address must be @want. */
@@ -786,7 +786,8 @@ static void tcp_recv(struct tcb *t, size_t n, int ms)
 	int64_t deadline = now_ms() + ms;
 
 	while (t->rlen < n && !t->fin_rcvd)
-		if (now_ms() > deadline || !tcp_input(t, (int)(deadline - now_ms()), false))
+		if (now_ms() > deadline ||
+		    !tcp_input(t, (int)(deadline - now_ms()), false))
 			fail("received %zu of %zu bytes", t->rlen, n);
 }
 
@@ -860,7 +861,8 @@ static void setup(const char *emulation, const char *conf)
 	ret = netbe_open(&g.be, emulation, conf, err, sizeof(err));
 	if (ret)
 		fail("open: %s", err);
-	if (evloop_init(&g.loop) || evloop_timer_add(&g.loop, &g.tick, tick_fn, NULL))
+	if (evloop_init(&g.loop) ||
+	    evloop_timer_add(&g.loop, &g.tick, tick_fn, NULL))
 		fail("evloop");
 	g.rx_ok = true;
 	g.be.rx = dev_rx;
@@ -1098,10 +1100,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int argc, char **argv);
 	} modes[] = {
-		{ "open", mode_open },
-		{ "vpnkit", mode_vpnkit },
-		{ "user", mode_user },
-		{ "user-hostfwd", mode_user_hostfwd },
+		{ "open", mode_open }, { "vpnkit", mode_vpnkit },
+		{ "user", mode_user }, { "user-hostfwd", mode_user_hostfwd },
 		{ "tap", mode_tap },
 	};
 	size_t i;
@@ -1110,6 +1110,7 @@ int main(int argc, char **argv)
 	for (i = 0; argc > 1 && i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (!strcmp(argv[1], modes[i].name))
 			return modes[i].fn(argc, argv);
-	fprintf(stderr, "usage: netbe_driver open|vpnkit|user|user-hostfwd|tap ...\n");
+	fprintf(stderr,
+		"usage: netbe_driver open|vpnkit|user|user-hostfwd|tap ...\n");
 	return 2;
 }
