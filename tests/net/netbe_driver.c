@@ -851,6 +851,25 @@ static void tso_echo(uint32_t rip, const uint8_t rmac[6], uint16_t rport)
 	free(t.rbuf);
 }
 
+/* Backpressure: no buffers, nothing delivered; on resume, all of it. */
+static void rx_pause_resume(uint32_t gw, const uint8_t gw_mac[6])
+{
+	struct echo_ctx ctx = { gw, 0x4b48, 1, "khyve ping" };
+	struct frame r;
+
+	g.rx_ok = false;
+	ping(gw, gw_mac, "khyve ping", false);
+	spin(300);
+	if (g.qn)
+		fail("a frame was delivered while the device had no buffers");
+	g.rx_ok = true;
+	netbe_rx_resume(&g.be);
+	if (!wait_for(echo_reply_match, &ctx, &r, 3000))
+		fail("the reply held back was not delivered on resume");
+	free(r.d);
+	ok("rx paused and resumed");
+}
+
 /* ---- modes ---- */
 
 static void setup(const char *emulation, const char *conf)
@@ -948,23 +967,7 @@ static int mode_vpnkit(int argc, char **argv)
 		fail("malformed frames from the server: %llu counted, expected 3",
 		     (unsigned long long)g.be.stats.rx_malformed);
 	ok("malformed frames from the server dropped");
-	/* Backpressure: no buffers, nothing delivered; then all of it. */
-	g.rx_ok = false;
-	ping(gw, gw_mac, "khyve ping", false);
-	spin(300);
-	if (g.qn)
-		fail("a frame was delivered while the device had no buffers");
-	g.rx_ok = true;
-	netbe_rx_resume(&g.be);
-	{
-		struct echo_ctx ctx = { gw, 0x4b48, 1, "khyve ping" };
-		struct frame r;
-
-		if (!wait_for(echo_reply_match, &ctx, &r, 3000))
-			fail("the reply held back was not delivered on resume");
-		free(r.d);
-		ok("rx paused and resumed");
-	}
+	rx_pause_resume(gw, gw_mac);
 	ping(gw, gw_mac, "bye", false);
 	{
 		int64_t deadline = now_ms() + 5000;
@@ -1012,6 +1015,7 @@ static int mode_user(int argc, char **argv)
 		fail("router is not 10.0.2.2");
 	arp_resolve(gw, gw_mac);
 	ping(gw, gw_mac, "khyve ping", true);
+	rx_pause_resume(gw, gw_mac);
 	send_malformed();
 	tcp_echo(gw, gw_mac, (uint16_t)atoi(argv[2]), "hello");
 	udp_echo(gw, gw_mac, (uint16_t)atoi(argv[3]), "hello udp");

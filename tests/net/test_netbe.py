@@ -208,6 +208,7 @@ def test_user_dhcp_ping_tcp_udp():
     assert r.returncode == 0, r.stdout + r.stderr
     for check in ("dhcp ack 10.0.2.15 router 10.0.2.2",
                   "arp 10.0.2.2 is at", "ping 10.0.2.2",
+                  "rx paused and resumed",
                   "malformed frames from the device dropped",
                   "tcp connected to 10.0.2.2", "tcp echo 'hello'",
                   "tcp closed", "udp echo 'hello udp'"):
