@@ -6,7 +6,8 @@
  * through unchanged both ways: frames of up to 64 KiB and a header saying
  * how to finish them. The fd is non-blocking and read only while the
  * device has buffers; a write the kernel refuses (-EINVAL: a header it
- * rejects) is a malformed frame, dropped and counted.
+ * rejects) is a malformed frame, dropped and counted. An interface
+ * deleted under us (reads fail with EBADFD) takes the link down.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct tap {
 	struct ev_handler h;
 	bool rx_paused;
 	bool tx_blocked;
+	bool dead;
 	uint8_t *buf;
 };
 
@@ -140,6 +142,21 @@ static void update_events(struct tap *t)
 		evloop_modify(t->loop, &t->h, ev);
 }
 
+/* The interface went away under us (ip link del): the link is down. */
+static void tap_down(struct tap *t, int err)
+{
+	struct netbe *be = t->be;
+
+	if (t->dead)
+		return;
+	t->dead = true;
+	warn("virtio-net: tap %s: %s: link down", t->name, strerror(err));
+	evloop_del(t->loop, &t->h);
+	be->link_up = false;
+	if (be->link)
+		be->link(be->dev_opaque, false);
+}
+
 static void do_read(struct tap *t)
 {
 	struct netbe *be = t->be;
@@ -158,7 +175,9 @@ static void do_read(struct tap *t)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
+			if (errno == EBADFD || errno == EIO)
+				tap_down(t, errno);
+			else if (errno != EAGAIN)
 				warn_ratelimited("virtio-net: tap %s: read: %s",
 						 t->name, strerror(errno));
 			return;
@@ -189,7 +208,8 @@ static void tap_event(struct ev_handler *h, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		do_read(t);
-	update_events(t);
+	if (!t->dead)
+		update_events(t);
 }
 
 static int tap_attach(struct netbe *be, struct evloop *loop)
@@ -209,6 +229,10 @@ static int tap_send(struct netbe *be, const struct iovec *iov, unsigned int cnt)
 	struct netbe_vnet_hdr hdr;
 	ssize_t n;
 
+	if (t->dead) {
+		be->stats.tx_dropped++;
+		return 0;
+	}
 	if (len < NETBE_VNET_HDR_LEN + NETBE_ETH_HLEN ||
 	    len > NETBE_VNET_HDR_LEN + be->max_frame) {
 		be->stats.tx_malformed++;
@@ -285,7 +309,7 @@ static void tap_close(struct netbe *be)
 
 	if (!t)
 		return;
-	if (t->loop)
+	if (t->loop && !t->dead)
 		evloop_del(t->loop, &t->h);
 	close(t->fd);
 	free(t->buf);

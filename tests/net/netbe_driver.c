@@ -1074,6 +1074,7 @@ static int mode_user_hostfwd(int argc, char **argv)
 static int mode_tap(int argc, char **argv)
 {
 	uint8_t peer_mac[6];
+	int64_t deadline;
 	char conf[64];
 	uint32_t peer;
 
@@ -1093,6 +1094,15 @@ static int mode_tap(int argc, char **argv)
 	send_malformed();
 	tcp_echo(peer, peer_mac, (uint16_t)atoi(argv[6]), "hello through tap");
 	tso_echo(peer, peer_mac, (uint16_t)atoi(argv[6]));
+	snprintf(conf, sizeof(conf), "ip link del %s", argv[2]);
+	if (system(conf) != 0)
+		fail("%s failed", conf);
+	deadline = now_ms() + 3000;
+	while (!g.link_down && now_ms() < deadline)
+		spin(100);
+	if (!g.link_down || g.be.link_up)
+		fail("the link did not go down with the interface");
+	ok("link down when the interface is deleted");
 	print_stats();
 	teardown();
 	return 0;

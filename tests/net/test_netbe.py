@@ -107,6 +107,9 @@ def test_vpnkit_preferred_ipv4_and_default_uuid(sock_path):
     ("disconnect", 22, errno.ECONNREFUSED,
      "the server refused the interface: UUID in use?"),
     ("badmagic", 22, errno.EPROTO, "not a VPNKit socket (bad magic in its Init)"),
+    # Never answers: the handshake gives up after 10 s, it does not hang.
+    ("silent", 22, errno.ETIMEDOUT,
+     "reading the server's Init: no answer from the server"),
 ])
 def test_vpnkit_bad_server(sock_path, mode, version, err, words):
     srv = VPNKitServer(sock_path, mode=mode, version=version).start()
@@ -297,7 +300,8 @@ def test_tap_in_netns(tmp_path):
     for check in ("tap ktap0 open", "arp 10.9.0.1 is at", "ping 10.9.0.1",
                   "malformed frames from the device dropped",
                   "tcp echo 'hello through tap'", "tcp closed",
-                  "tso echo 60000 bytes"):
+                  "tso echo 60000 bytes",
+                  "link down when the interface is deleted"):
         assert f"ok {check}" in r.stdout, r.stdout
 
 
