@@ -1024,6 +1024,22 @@ static int mode_user(int argc, char **argv)
 	return 0;
 }
 
+/* user-dns: a datagram to 10.0.2.3:53 comes back from the host's resolver. */
+static int mode_user_dns(int argc, char **argv)
+{
+	uint8_t dns_mac[6];
+	uint32_t gw, dns = ip4("10.0.2.3");
+
+	(void)argc;
+	(void)argv;
+	setup("virtio-net", "user");
+	dhcp("10.0.2.15", &gw);
+	arp_resolve(dns, dns_mac);
+	udp_echo(dns, dns_mac, 53, "dns query");
+	teardown();
+	return 0;
+}
+
 /*
  * user-hostfwd HPORT GPORT: hostfwd=tcp:127.0.0.1:HPORT-:GPORT; after DHCP
  * print "ready"; a host client connects and sends "ping": answer "pong".
@@ -1116,7 +1132,7 @@ int main(int argc, char **argv)
 	} modes[] = {
 		{ "open", mode_open }, { "vpnkit", mode_vpnkit },
 		{ "user", mode_user }, { "user-hostfwd", mode_user_hostfwd },
-		{ "tap", mode_tap },
+		{ "user-dns", mode_user_dns }, { "tap", mode_tap },
 	};
 	size_t i;
 
@@ -1125,6 +1141,6 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], modes[i].name))
 			return modes[i].fn(argc, argv);
 	fprintf(stderr,
-		"usage: netbe_driver open|vpnkit|user|user-hostfwd|tap ...\n");
+		"usage: netbe_driver open|vpnkit|user|user-hostfwd|user-dns|tap ...\n");
 	return 2;
 }

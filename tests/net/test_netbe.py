@@ -278,6 +278,25 @@ def test_user_bad_rules(conf, words):
     assert msg.startswith("virtio-net: ") and words in msg, msg
 
 
+def test_user_dns_forwarded(tmp_path):
+    """A query to 10.0.2.3:53 reaches the host's resolver (resolv.conf)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private resolv.conf")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    ready = tmp_path / "ready"
+    script = (f"mount --bind {resolv} /etc/resolv.conf && ip link set lo up && "
+              f"({sys.executable} {HERE / 'echo_server.py'} udp 127.0.0.1 53 {ready} &) && "
+              f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.05; done; "
+              f"exec {DRIVER} user-dns")
+    r = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    if r.returncode and "unshare" in r.stderr:
+        pytest.skip("cannot create namespaces here: " + r.stderr.strip())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok udp echo 'dns query'" in r.stdout, r.stdout
+
+
 # ---- tap ----
 
 def test_tap_in_netns(tmp_path):
@@ -288,7 +307,7 @@ def test_tap_in_netns(tmp_path):
     ready = tmp_path / "ready"
     setup = (f"ip link set lo up && ip link set ktap0 up && "
              f"ip addr add 10.9.0.1/24 dev ktap0 && "
-             f"({sys.executable} {HERE / 'tcp_echo.py'} 10.9.0.1 7777 {ready} 2 &) && "
+             f"({sys.executable} {HERE / 'echo_server.py'} tcp 10.9.0.1 7777 {ready} 2 &) && "
              f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.05; done; "
              f"[ -e {ready} ]")
     r = subprocess.run(["unshare", "-n", str(DRIVER), "tap", "ktap0", setup,
