@@ -41,7 +41,8 @@ static int parse_endpoint(const char *s, size_t n, uint32_t *addr,
 	size_t iplen;
 
 	if (!colon) {
-		snprintf(err, errlen, "expected [%sIP]:%sPORT", what, what);
+		snprintf(err, errlen, "expected [ADDRESS]:PORT on the %s side",
+			 what);
 		return -EINVAL;
 	}
 	iplen = (size_t)(colon - s);
@@ -94,8 +95,8 @@ int hostfwd_parse(const char *s, struct hostfwd *fw, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (parse_endpoint(s, (size_t)(dash - s), &fw->host_addr,
-			   &fw->host_port, "host ", err, errlen))
+			   &fw->host_port, "host", err, errlen))
 		return -EINVAL;
 	return parse_endpoint(dash + 1, strlen(dash + 1), &fw->guest_addr,
-			      &fw->guest_port, "guest ", err, errlen);
+			      &fw->guest_port, "guest", err, errlen);
 }

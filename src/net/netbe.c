@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
-
 int netbe_parse_mac(const char *s, uint8_t mac[6])
 {
 	unsigned int i;
@@ -159,9 +157,10 @@ static int parse_net_token(struct netbe_options *o, bool *have_kind,
 		const char *name = tok[3] == '=' ? tok + 4 : tok;
 
 		if (!valid_ifname(name)) {
-			snprintf(err, errlen,
-				 "virtio-net: '%s': expected an interface name of 1 to 15 characters",
-				 tok);
+			snprintf(
+				err, errlen,
+				"virtio-net: '%s': expected an interface name of 1 to 15 characters",
+				tok);
 			return -EINVAL;
 		}
 		ret = set_kind(o, have_kind, NETBE_TAP, tok, err, errlen);
@@ -185,16 +184,32 @@ static int parse_net_token(struct netbe_options *o, bool *have_kind,
 		o->nr_hostfwd++;
 		return 0;
 	}
-	snprintf(err, errlen,
-		 "virtio-net: unknown option '%s' (expected tap=NAME, tapN, user, hostfwd=, mac=)",
-		 tok);
+	snprintf(
+		err, errlen,
+		"virtio-net: unknown option '%s' (expected tap=NAME, tapN, user, hostfwd=, mac=)",
+		tok);
 	return -EINVAL;
+}
+
+/* RFC 4122 text: 8-4-4-4-12 hex digits, as VPNKit takes it. */
+static bool valid_uuid(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
 }
 
 static int parse_vpnkit_token(struct netbe_options *o, const char *tok,
 			      char *err, size_t errlen)
 {
-	uint8_t uuid[16];
 	struct in_addr a;
 
 	if (!strncmp(tok, "path=", 5) && tok[5]) {
@@ -208,10 +223,11 @@ static int parse_vpnkit_token(struct netbe_options *o, const char *tok,
 		return o->macfile ? 0 : -ENOMEM;
 	}
 	if (!strncmp(tok, "uuid=", 5)) {
-		if (strlen(tok + 5) != 36 || config_parse_uuid(tok + 5, uuid)) {
-			snprintf(err, errlen,
-				 "virtio-vpnkit: '%s': expected a 36-character UUID",
-				 tok);
+		if (!valid_uuid(tok + 5)) {
+			snprintf(
+				err, errlen,
+				"virtio-vpnkit: '%s': expected a 36-character UUID",
+				tok);
 			return -EINVAL;
 		}
 		memcpy(o->uuid, tok + 5, 37);
@@ -220,18 +236,20 @@ static int parse_vpnkit_token(struct netbe_options *o, const char *tok,
 	}
 	if (!strncmp(tok, "preferred_ipv4=", 15)) {
 		if (inet_pton(AF_INET, tok + 15, &a) != 1) {
-			snprintf(err, errlen,
-				 "virtio-vpnkit: '%s': expected an IPv4 address",
-				 tok);
+			snprintf(
+				err, errlen,
+				"virtio-vpnkit: '%s': expected an IPv4 address",
+				tok);
 			return -EINVAL;
 		}
 		o->preferred_ipv4 = a.s_addr;
 		o->has_preferred_ipv4 = true;
 		return 0;
 	}
-	snprintf(err, errlen,
-		 "virtio-vpnkit: unknown option '%s' (expected path=SOCK, uuid=, preferred_ipv4=, macfile=)",
-		 tok);
+	snprintf(
+		err, errlen,
+		"virtio-vpnkit: unknown option '%s' (expected path=SOCK, uuid=, preferred_ipv4=, macfile=)",
+		tok);
 	return -EINVAL;
 }
 
@@ -263,14 +281,16 @@ int netbe_parse(const char *emulation, const char *conf,
 	     tok = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(tok, "mac=", 4) && !vpnkit) {
 			if (netbe_parse_mac(tok + 4, o->mac)) {
-				snprintf(err, errlen,
-					 "%s: '%s': expected mac=xx:xx:xx:xx:xx:xx",
-					 emulation, tok);
+				snprintf(
+					err, errlen,
+					"%s: '%s': expected mac=xx:xx:xx:xx:xx:xx",
+					emulation, tok);
 				ret = -EINVAL;
 			} else if (o->mac[0] & 1) {
-				snprintf(err, errlen,
-					 "%s: '%s': a multicast address cannot be a NIC's",
-					 emulation, tok);
+				snprintf(
+					err, errlen,
+					"%s: '%s': a multicast address cannot be a NIC's",
+					emulation, tok);
 				ret = -EINVAL;
 			}
 			o->has_mac = true;
@@ -286,8 +306,9 @@ int netbe_parse(const char *emulation, const char *conf,
 		snprintf(err, errlen, "virtio-vpnkit: path=SOCK is required");
 		ret = -EINVAL;
 	} else if (!vpnkit && o->nr_hostfwd && o->kind != NETBE_USER) {
-		snprintf(err, errlen,
-			 "virtio-net: hostfwd= is for user-mode networking only");
+		snprintf(
+			err, errlen,
+			"virtio-net: hostfwd= is for user-mode networking only");
 		ret = -EINVAL;
 	}
 out:

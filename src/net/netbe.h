@@ -17,11 +17,17 @@
  *                     tx_resume) happens on the thread that runs that loop;
  *   netbe_close()     on that thread, or after it has stopped.
  *
+ * Re-entry: a backend calls rx() from its own event handlers and from
+ * netbe_rx_resume(), never from inside netbe_send(); rx() must not call
+ * netbe_send() (queue the reply and send it after rx() returns).
+ *
  * Frames carry a struct netbe_vnet_hdr in front when be->vnet_hdr_len is
  * 12 (tap with IFF_VNET_HDR): the device passes the guest's header through
  * on transmit and gives the guest the backend's on receive. With
  * vnet_hdr_len 0 frames are bare ethernet and the device adds an all-zero
- * header of its own.
+ * header of its own. be->offloads says whether the device may offer
+ * the guest checksum and segmentation offloads (VIRTIO_NET_F_CSUM,
+ * HOST_TSO*, GUEST_CSUM, GUEST_TSO*...): only tap has them.
  */
 #ifndef KHYVE_NET_NETBE_H
 #define KHYVE_NET_NETBE_H
@@ -36,7 +42,7 @@
 struct evloop;
 struct netbe;
 
-#define NETBE_ETH_HLEN 14      /* shortest frame accepted either way */
+#define NETBE_ETH_HLEN 14 /* shortest frame accepted either way */
 #define NETBE_MAX_GSO_FRAME 65550 /* 64 KiB of IP + ethernet and VLAN headers */
 #define NETBE_MAX_HOSTFWD 32
 
@@ -46,11 +52,11 @@ struct netbe;
  * driver reads and writes with TUNSETVNETHDRSZ 12. Little-endian fields.
  */
 struct netbe_vnet_hdr {
-	uint8_t flags;        /* NETBE_VNET_F_* */
-	uint8_t gso_type;     /* NETBE_VNET_GSO_* */
-	uint16_t hdr_len;     /* ethernet + IP + TCP/UDP headers of a GSO frame */
-	uint16_t gso_size;    /* payload bytes per segment */
-	uint16_t csum_start;  /* NEEDS_CSUM: checksum from here... */
+	uint8_t flags; /* NETBE_VNET_F_* */
+	uint8_t gso_type; /* NETBE_VNET_GSO_* */
+	uint16_t hdr_len; /* ethernet + IP + TCP/UDP headers of a GSO frame */
+	uint16_t gso_size; /* payload bytes per segment */
+	uint16_t csum_start; /* NEEDS_CSUM: checksum from here... */
 	uint16_t csum_offset; /* ...stored at csum_start + csum_offset */
 	uint16_t num_buffers; /* set by the device (mergeable rx buffers) */
 } __attribute__((packed));
@@ -76,7 +82,7 @@ enum netbe_kind { NETBE_TAP, NETBE_USER, NETBE_VPNKIT };
 /* One hostfwd= rule of user-mode networking (src/net/hostfwd.c). */
 struct hostfwd {
 	bool udp;
-	uint32_t host_addr;  /* network byte order; 0 = any */
+	uint32_t host_addr; /* network byte order; 0 = any */
 	uint16_t host_port;
 	uint32_t guest_addr; /* network byte order; 0 = the DHCP address */
 	uint16_t guest_port;
@@ -87,15 +93,15 @@ struct netbe_options {
 	enum netbe_kind kind;
 	bool has_mac;
 	uint8_t mac[6];
-	char tap_name[16];      /* tap: IFNAMSIZ */
+	char tap_name[16]; /* tap: IFNAMSIZ */
 	struct hostfwd hostfwd[NETBE_MAX_HOSTFWD]; /* user */
 	unsigned int nr_hostfwd;
-	char *path;             /* vpnkit: the socket */
+	char *path; /* vpnkit: the socket */
 	bool has_uuid;
-	char uuid[37];          /* vpnkit: RFC 4122 text, as given */
+	char uuid[37]; /* vpnkit: RFC 4122 text, as given */
 	bool has_preferred_ipv4;
 	uint32_t preferred_ipv4; /* network byte order */
-	char *macfile;          /* vpnkit: receives the assigned MAC */
+	char *macfile; /* vpnkit: receives the assigned MAC */
 };
 
 struct netbe_stats {
@@ -103,8 +109,8 @@ struct netbe_stats {
 	uint64_t tx_frames, tx_bytes; /* taken from the device */
 	uint64_t rx_malformed; /* bad frames from the host side, dropped */
 	uint64_t tx_malformed; /* bad frames from the device, dropped */
-	uint64_t rx_dropped;   /* good frames dropped: no room anywhere */
-	uint64_t tx_dropped;   /* good frames dropped: link down, host error */
+	uint64_t rx_dropped; /* good frames dropped: no room anywhere */
+	uint64_t tx_dropped; /* good frames dropped: link down, host error */
 };
 
 struct netbe_ops {
@@ -116,7 +122,8 @@ struct netbe_ops {
 	int (*send)(struct netbe *be, const struct iovec *iov,
 		    unsigned int cnt) __must_check;
 	void (*rx_resume)(struct netbe *be);
-	int (*set_offloads)(struct netbe *be, unsigned int offloads) __must_check;
+	int (*set_offloads)(struct netbe *be,
+			    unsigned int offloads) __must_check;
 	void (*close)(struct netbe *be);
 };
 
@@ -128,10 +135,10 @@ struct netbe {
 	uint8_t mac[6];
 	bool has_mac;
 	bool mac_assigned;
-	uint16_t mtu;                /* for the device's config space */
-	uint32_t max_frame;          /* longest frame send() takes, no vnet header */
-	unsigned int vnet_hdr_len;   /* 0 or NETBE_VNET_HDR_LEN */
-	bool offloads;               /* checksum and segmentation offloads usable */
+	uint16_t mtu; /* for the device's config space */
+	uint32_t max_frame; /* longest frame send() takes, no vnet header */
+	unsigned int vnet_hdr_len; /* 0 or NETBE_VNET_HDR_LEN */
+	bool offloads; /* checksum and segmentation offloads usable */
 	bool link_up;
 
 	/* Set by the device before netbe_attach(). */
@@ -144,7 +151,8 @@ struct netbe {
 	bool (*rx_ready)(void *opaque);
 	/* The link went up or down (VPNKit: connection lost). May be NULL. */
 	void (*link)(void *opaque, bool up);
-	/* netbe_send() said -EAGAIN earlier and may now be retried. May be NULL. */
+	/* netbe_send() said -EAGAIN earlier and may now be retried. May be
+	 * NULL: then a frame the backend cannot take is dropped and counted. */
 	void (*tx_resume)(void *opaque);
 	void *dev_opaque;
 
@@ -155,7 +163,8 @@ struct netbe {
  * Parse the conf of @emulation ("virtio-net" or "virtio-vpnkit") into @o:
  * virtio-net: tap=NAME | tapN | user[,hostfwd=RULE]... (empty conf: user),
  * each with [,mac=xx:xx:xx:xx:xx:xx]; virtio-vpnkit: path=SOCK[,uuid=U]
- * [,preferred_ipv4=A][,macfile=F][,mac=..]. 0 or -EINVAL with @err naming
+ * [,preferred_ipv4=A][,macfile=F] (VPNKit assigns the MAC: no mac=).
+ * 0 or -EINVAL with @err naming
  * the option; free with netbe_options_free().
  */
 int netbe_parse(const char *emulation, const char *conf,
@@ -180,8 +189,11 @@ int netbe_send(struct netbe *be, const struct iovec *iov,
 /* The device has receive buffers again: resume delivering frames. */
 void netbe_rx_resume(struct netbe *be);
 /*
- * Offloads the guest can take on receive (NETBE_OFF_*; tap's
- * TUNSETOFFLOAD); -EOPNOTSUPP when !be->offloads and @offloads != 0.
+ * Offloads the guest can take on receive, as NETBE_OFF_* (the negotiated
+ * VIRTIO_NET_F_GUEST_CSUM → CSUM, GUEST_TSO4 → TSO4, GUEST_TSO6 → TSO6,
+ * GUEST_ECN → ECN, GUEST_UFO → UFO): tap's TUNSETOFFLOAD, so the host
+ * sends partial checksums and 64 KiB frames only to a guest that takes
+ * them. 0 at open. -EOPNOTSUPP when !be->offloads and @offloads != 0.
  */
 int netbe_set_offloads(struct netbe *be, unsigned int offloads) __must_check;
 /* Unregister and close everything; @be may be zeroed again. */
@@ -191,9 +203,12 @@ void netbe_close(struct netbe *be);
 int netbe_parse_mac(const char *s, uint8_t mac[6]) __must_check;
 
 /*
- * Check a device's vnet header against the frame length after it and the
- * offloads the device may use (NETBE_OFF_*): a GSO type not enabled, or a
- * checksum or header range beyond the frame is -EINVAL.
+ * Check a guest's vnet header against the frame length after it and the
+ * offloads negotiated for transmit (NETBE_OFF_* for VIRTIO_NET_F_CSUM,
+ * HOST_TSO4, HOST_TSO6, HOST_ECN, HOST_UFO): unknown flags, a GSO type
+ * not negotiated, or a checksum or header range beyond the frame is
+ * -EINVAL. tap's send() runs it with every offload allowed; the device
+ * runs it with what it negotiated.
  */
 int netbe_vnet_hdr_check(const struct netbe_vnet_hdr *h, size_t frame_len,
 			 unsigned int offloads) __must_check;

@@ -57,16 +57,16 @@ struct user_net;
 struct user_fd {
 	struct ev_handler h;
 	struct user_net *u;
-	uint32_t want;  /* epoll events asked for in the last fill */
-	bool added;     /* evloop_add done and not deleted since */
-	bool seen;      /* named by the current fill */
+	uint32_t want; /* epoll events asked for in the last fill */
+	bool added; /* evloop_add done and not deleted since */
+	bool seen; /* named by the current fill */
 };
 
 struct user_timer {
 	struct ev_handler h;
 	struct user_net *u;
-	SlirpTimerCb cb;  /* timer_new */
-	bool by_id;       /* timer_new_opaque */
+	SlirpTimerCb cb; /* timer_new */
+	bool by_id; /* timer_new_opaque */
 	SlirpTimerId id;
 	void *cb_opaque;
 	int64_t expire_ms; /* pending before attach; -1 none */
@@ -86,10 +86,10 @@ struct user_net {
 	struct evloop *loop;
 	struct user_fd **fds; /* by fd number */
 	int nr_fds;
-	int *fill_fd;         /* add_poll index → fd, for the current fill */
+	int *fill_fd; /* add_poll index → fd, for the current fill */
 	int fill_n, fill_cap;
-	int ready_fd;         /* the fd whose revents a pass reports */
-	int ready_ev;         /* SLIRP_POLL_* */
+	int ready_fd; /* the fd whose revents a pass reports */
+	int ready_ev; /* SLIRP_POLL_* */
 	struct ev_handler poll_timer;
 	struct ev_handler kick;
 	int kick_fd;
@@ -255,8 +255,7 @@ static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
 	return t;
 }
 
-static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque,
-				 void *opaque)
+static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
 {
 	struct user_timer *t = timer_alloc(opaque, cb_opaque);
 
@@ -402,8 +401,9 @@ static int add_poll(int fd, int events, void *opaque)
 		u->fill_cap = n;
 	}
 	if (!f) {
-		warn_ratelimited("user-mode networking: out of memory watching fd %d",
-				 fd);
+		warn_ratelimited(
+			"user-mode networking: out of memory watching fd %d",
+			fd);
 		return -1;
 	}
 	if (f->seen)
@@ -411,8 +411,8 @@ static int add_poll(int fd, int events, void *opaque)
 	f->seen = true;
 	if (!f->added && want) {
 		if (evloop_add(u->loop, &f->h, fd, want, fd_ready, f))
-			warn_ratelimited("user-mode networking: cannot watch fd %d",
-					 fd);
+			warn_ratelimited(
+				"user-mode networking: cannot watch fd %d", fd);
 		else
 			f->added = true;
 	} else if (f->added && want != f->want) {
@@ -515,8 +515,8 @@ static void user_free(struct user_net *u)
 	free(u);
 }
 
-static int add_hostfwd(struct user_net *u, const struct hostfwd *fw,
-		       char *err, size_t errlen)
+static int add_hostfwd(struct user_net *u, const struct hostfwd *fw, char *err,
+		       size_t errlen)
 {
 	struct in_addr host = { fw->host_addr }, guest = { fw->guest_addr };
 	char hs[INET_ADDRSTRLEN], gs[INET_ADDRSTRLEN];
@@ -531,15 +531,16 @@ static int add_hostfwd(struct user_net *u, const struct hostfwd *fw,
 	e = errno ? errno : EADDRINUSE;
 	inet_ntop(AF_INET, &host, hs, sizeof(hs));
 	inet_ntop(AF_INET, &guest, gs, sizeof(gs));
-	snprintf(err, errlen,
-		 "virtio-net: hostfwd=%s:%s:%u-%s:%u: cannot listen on host port %u: %s",
-		 fw->udp ? "udp" : "tcp", hs, fw->host_port, gs,
-		 fw->guest_port, fw->host_port, strerror(e));
+	snprintf(
+		err, errlen,
+		"virtio-net: hostfwd=%s:%s:%u-%s:%u: cannot listen on host port %u: %s",
+		fw->udp ? "udp" : "tcp", hs, fw->host_port, gs, fw->guest_port,
+		fw->host_port, strerror(e));
 	return -e;
 }
 
-static int user_open(struct netbe *be, const struct netbe_options *o,
-		     char *err, size_t errlen)
+static int user_open(struct netbe *be, const struct netbe_options *o, char *err,
+		     size_t errlen)
 {
 	SlirpConfig cfg = {
 		.version = 4,
@@ -576,7 +577,8 @@ static int user_open(struct netbe *be, const struct netbe_options *o,
 	u->slirp = slirp_new(&cfg, &user_callbacks, u);
 	if (!u->slirp) {
 		ret = -ENOMEM;
-		snprintf(err, errlen, "virtio-net: user: libslirp failed to start");
+		snprintf(err, errlen,
+			 "virtio-net: user: libslirp failed to start");
 		goto err_free;
 	}
 	for (i = 0; i < o->nr_hostfwd; i++) {

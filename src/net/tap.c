@@ -6,7 +6,8 @@
  * through unchanged both ways: frames of up to 64 KiB and a header saying
  * how to finish them. The fd is non-blocking and read only while the
  * device has buffers; a write the kernel refuses (-EINVAL: a header it
- * rejects) is a malformed frame, dropped and counted.
+ * rejects) is a malformed frame, dropped and counted. An interface
+ * deleted under us (reads fail with EBADFD) takes the link down.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct tap {
 	struct ev_handler h;
 	bool rx_paused;
 	bool tx_blocked;
+	bool dead;
 	uint8_t *buf;
 };
 
@@ -53,8 +55,8 @@ static int tap_ifmtu(const char *name)
 	return mtu;
 }
 
-static int tap_open(struct netbe *be, const struct netbe_options *o,
-		    char *err, size_t errlen)
+static int tap_open(struct netbe *be, const struct netbe_options *o, char *err,
+		    size_t errlen)
 {
 	int hdrsz = NETBE_VNET_HDR_LEN;
 	unsigned int features = 0;
@@ -84,9 +86,10 @@ static int tap_open(struct netbe *be, const struct netbe_options *o,
 		goto err_ioctl;
 	if (!(features & IFF_VNET_HDR)) {
 		ret = -EOPNOTSUPP;
-		snprintf(err, errlen,
-			 "virtio-net: tap %s: the kernel's tun driver lacks IFF_VNET_HDR",
-			 o->tap_name);
+		snprintf(
+			err, errlen,
+			"virtio-net: tap %s: the kernel's tun driver lacks IFF_VNET_HDR",
+			o->tap_name);
 		goto err_close;
 	}
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o->tap_name);
@@ -96,8 +99,10 @@ static int tap_open(struct netbe *be, const struct netbe_options *o,
 		snprintf(err, errlen,
 			 "virtio-net: tap %s: cannot open or create it: %s%s",
 			 o->tap_name, strerror(-ret),
-			 ret == -EPERM ? " (creating a tap needs CAP_NET_ADMIN)" :
-			 ret == -EBUSY ? " (in use, or not a tap)" : "");
+			 ret == -EPERM ?
+				 " (creating a tap needs CAP_NET_ADMIN)" :
+			 ret == -EBUSY ? " (in use, or not a tap)" :
+					 "");
 		goto err_close;
 	}
 	what = "TUNSETVNETHDRSZ";
@@ -130,11 +135,26 @@ err_free:
 
 static void update_events(struct tap *t)
 {
-	uint32_t ev = (t->rx_paused ? 0 : EPOLLIN) |
-		      (t->tx_blocked ? EPOLLOUT : 0);
+	uint32_t ev =
+		(t->rx_paused ? 0 : EPOLLIN) | (t->tx_blocked ? EPOLLOUT : 0);
 
 	if (t->loop)
 		evloop_modify(t->loop, &t->h, ev);
+}
+
+/* The interface went away under us (ip link del): the link is down. */
+static void tap_down(struct tap *t, int err)
+{
+	struct netbe *be = t->be;
+
+	if (t->dead)
+		return;
+	t->dead = true;
+	warn("virtio-net: tap %s: %s: link down", t->name, strerror(err));
+	evloop_del(t->loop, &t->h);
+	be->link_up = false;
+	if (be->link)
+		be->link(be->dev_opaque, false);
 }
 
 static void do_read(struct tap *t)
@@ -155,7 +175,9 @@ static void do_read(struct tap *t)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
+			if (errno == EBADFD || errno == EIO)
+				tap_down(t, errno);
+			else if (errno != EAGAIN)
 				warn_ratelimited("virtio-net: tap %s: read: %s",
 						 t->name, strerror(errno));
 			return;
@@ -186,7 +208,8 @@ static void tap_event(struct ev_handler *h, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		do_read(t);
-	update_events(t);
+	if (!t->dead)
+		update_events(t);
 }
 
 static int tap_attach(struct netbe *be, struct evloop *loop)
@@ -199,14 +222,17 @@ static int tap_attach(struct netbe *be, struct evloop *loop)
 	return ret;
 }
 
-static int tap_send(struct netbe *be, const struct iovec *iov,
-		    unsigned int cnt)
+static int tap_send(struct netbe *be, const struct iovec *iov, unsigned int cnt)
 {
 	struct tap *t = be->priv;
 	size_t len = netbe_iov_len(iov, cnt);
 	struct netbe_vnet_hdr hdr;
 	ssize_t n;
 
+	if (t->dead) {
+		be->stats.tx_dropped++;
+		return 0;
+	}
 	if (len < NETBE_VNET_HDR_LEN + NETBE_ETH_HLEN ||
 	    len > NETBE_VNET_HDR_LEN + be->max_frame) {
 		be->stats.tx_malformed++;
@@ -283,7 +309,7 @@ static void tap_close(struct netbe *be)
 
 	if (!t)
 		return;
-	if (t->loop)
+	if (t->loop && !t->dead)
 		evloop_del(t->loop, &t->h);
 	close(t->fd);
 	free(t->buf);

@@ -52,10 +52,10 @@ struct vpnkit {
 	bool rx_paused;
 	bool dead;
 	bool want_tx_resume;
-	uint8_t *in;       /* received bytes in[in_off..in_len) */
+	uint8_t *in; /* received bytes in[in_off..in_len) */
 	size_t in_off, in_len;
-	size_t skip;       /* bytes of a rejected frame still to discard */
-	uint8_t *out;      /* bytes to send out[out_off..out_len) */
+	size_t skip; /* bytes of a rejected frame still to discard */
+	uint8_t *out; /* bytes to send out[out_off..out_len) */
 	size_t out_off, out_len;
 };
 
@@ -125,15 +125,17 @@ static int handshake(struct vpnkit *v, const struct netbe_options *o,
 	if (ret)
 		goto err_io;
 	if (vpnkit_decode_init(init, &srv)) {
-		snprintf(err, errlen,
-			 "virtio-vpnkit: %s: not a VPNKit socket (bad magic in its Init)",
-			 o->path);
+		snprintf(
+			err, errlen,
+			"virtio-vpnkit: %s: not a VPNKit socket (bad magic in its Init)",
+			o->path);
 		return -EPROTO;
 	}
 	if (srv.version != VPNKIT_VERSION) {
-		snprintf(err, errlen,
-			 "virtio-vpnkit: %s: the server speaks protocol version %u, khyve speaks %u",
-			 o->path, srv.version, VPNKIT_VERSION);
+		snprintf(
+			err, errlen,
+			"virtio-vpnkit: %s: the server speaks protocol version %u, khyve speaks %u",
+			o->path, srv.version, VPNKIT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 
@@ -154,22 +156,25 @@ static int handshake(struct vpnkit *v, const struct netbe_options *o,
 	if (ret)
 		goto err_io;
 	if (vpnkit_decode_reply(replybuf, reply)) {
-		snprintf(err, errlen,
-			 "virtio-vpnkit: %s: unknown reply type %u from the server",
-			 o->path, replybuf[0]);
+		snprintf(
+			err, errlen,
+			"virtio-vpnkit: %s: unknown reply type %u from the server",
+			o->path, replybuf[0]);
 		return -EPROTO;
 	}
 	if (reply->type == VPNKIT_REPLY_DISCONNECT) {
 		sanitize(reply->message);
-		snprintf(err, errlen,
-			 "virtio-vpnkit: %s: the server refused the interface: %s",
-			 o->path, reply->message);
+		snprintf(
+			err, errlen,
+			"virtio-vpnkit: %s: the server refused the interface: %s",
+			o->path, reply->message);
 		return -ECONNREFUSED;
 	}
 	if (reply->max_packet_size < VPNKIT_MIN_FRAME || reply->mtu < 68) {
-		snprintf(err, errlen,
-			 "virtio-vpnkit: %s: the server offered mtu %u, max packet size %u",
-			 o->path, reply->mtu, reply->max_packet_size);
+		snprintf(
+			err, errlen,
+			"virtio-vpnkit: %s: the server offered mtu %u, max packet size %u",
+			o->path, reply->mtu, reply->max_packet_size);
 		return -EPROTO;
 	}
 	return 0;
@@ -344,8 +349,9 @@ static void deliver(struct vpnkit *v)
 		len = vpnkit_decode_frame_hdr(v->in + v->in_off);
 		if (!vpnkit_frame_len_ok(len, v->max_packet_size)) {
 			be->stats.rx_malformed++;
-			warn_ratelimited("virtio-vpnkit: dropped a %u-byte frame from the server (max %u)",
-					 len, v->max_packet_size);
+			warn_ratelimited(
+				"virtio-vpnkit: dropped a %u-byte frame from the server (max %u)",
+				len, v->max_packet_size);
 			v->in_off += VPNKIT_FRAME_HDR_LEN;
 			v->skip = len;
 			continue;

@@ -27,20 +27,25 @@ static void hostfwd_good(void **state)
 	char err[128];
 
 	(void)state;
-	assert_int_equal(hostfwd_parse("tcp::8080-:80", &fw, err, sizeof(err)), 0);
+	assert_int_equal(hostfwd_parse("tcp::8080-:80", &fw, err, sizeof(err)),
+			 0);
 	assert_false(fw.udp);
 	assert_int_equal(fw.host_addr, 0);
 	assert_int_equal(fw.host_port, 8080);
 	assert_int_equal(fw.guest_addr, 0);
 	assert_int_equal(fw.guest_port, 80);
 
-	assert_int_equal(hostfwd_parse("udp:127.0.0.1:5353-:53", &fw, err, sizeof(err)), 0);
+	assert_int_equal(
+		hostfwd_parse("udp:127.0.0.1:5353-:53", &fw, err, sizeof(err)),
+		0);
 	assert_true(fw.udp);
 	assert_int_equal(fw.host_addr, ip("127.0.0.1"));
 	assert_int_equal(fw.host_port, 5353);
 	assert_int_equal(fw.guest_port, 53);
 
-	assert_int_equal(hostfwd_parse("tcp:127.0.0.1:2222-10.0.2.16:22", &fw, err, sizeof(err)), 0);
+	assert_int_equal(hostfwd_parse("tcp:127.0.0.1:2222-10.0.2.16:22", &fw,
+				       err, sizeof(err)),
+			 0);
 	assert_int_equal(fw.guest_addr, ip("10.0.2.16"));
 	assert_int_equal(fw.guest_port, 22);
 
@@ -57,14 +62,14 @@ static void hostfwd_bad(void **state)
 		"",
 		"tcp",
 		"tcp:",
-		"tcp::8080",          /* no guest side */
+		"tcp::8080", /* no guest side */
 		"tcp::8080-",
 		"tcp::8080-:",
 		"tcp::-:80",
 		"sctp::8080-:80",
 		"TCP::8080-:80",
 		"tcpx::8080-:80",
-		"tcp::0-:80",         /* port 0 */
+		"tcp::0-:80", /* port 0 */
 		"tcp::65536-:80",
 		"tcp::8080-:999999",
 		"tcp::80a-:80",
@@ -116,27 +121,39 @@ static void conf_virtio_net(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(netbe_parse("virtio-net", "tap=mytap", &o, err, sizeof(err)), 0);
+	assert_int_equal(
+		netbe_parse("virtio-net", "tap=mytap", &o, err, sizeof(err)),
+		0);
 	assert_int_equal(o.kind, NETBE_TAP);
 	assert_string_equal(o.tap_name, "mytap");
 	assert_false(o.has_mac);
 
-	assert_int_equal(netbe_parse("virtio-net", "tap3,mac=02:00:00:00:00:01", &o, err, sizeof(err)), 0);
+	assert_int_equal(netbe_parse("virtio-net", "tap3,mac=02:00:00:00:00:01",
+				     &o, err, sizeof(err)),
+			 0);
 	assert_int_equal(o.kind, NETBE_TAP);
 	assert_string_equal(o.tap_name, "tap3");
 	assert_true(o.has_mac);
 	assert_int_equal(o.mac[5], 1);
 
-	assert_int_equal(netbe_parse("virtio-net", "user,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-:53", &o, err, sizeof(err)), 0);
+	assert_int_equal(
+		netbe_parse(
+			"virtio-net",
+			"user,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-:53",
+			&o, err, sizeof(err)),
+		0);
 	assert_int_equal(o.kind, NETBE_USER);
 	assert_int_equal(o.nr_hostfwd, 2);
 	assert_int_equal(o.hostfwd[0].host_port, 2222);
 	assert_true(o.hostfwd[1].udp);
 
 	/* No conf: user-mode networking, as HyperKit's default NAT (vmnet). */
-	assert_int_equal(netbe_parse("virtio-net", NULL, &o, err, sizeof(err)), 0);
+	assert_int_equal(netbe_parse("virtio-net", NULL, &o, err, sizeof(err)),
+			 0);
 	assert_int_equal(o.kind, NETBE_USER);
-	assert_int_equal(netbe_parse("virtio-net", "mac=02:00:00:00:00:02", &o, err, sizeof(err)), 0);
+	assert_int_equal(netbe_parse("virtio-net", "mac=02:00:00:00:00:02", &o,
+				     err, sizeof(err)),
+			 0);
 	assert_int_equal(o.kind, NETBE_USER);
 	assert_true(o.has_mac);
 	netbe_options_free(&o);
@@ -147,7 +164,7 @@ static void conf_virtio_net_bad(void **state)
 	static const char *const bad[] = {
 		"tap=",
 		"tap=a/b",
-		"tap=0123456789abcdef",  /* 16 characters */
+		"tap=0123456789abcdef", /* 16 characters */
 		"tap=..",
 		"tapx",
 		"tap0,tap1",
@@ -171,11 +188,13 @@ static void conf_virtio_net_bad(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (netbe_parse("virtio-net", bad[i], &o, err, sizeof(err)) != -EINVAL)
+		if (netbe_parse("virtio-net", bad[i], &o, err, sizeof(err)) !=
+		    -EINVAL)
 			fail_msg("accepted '%s'", bad[i]);
 		assert_non_null(strstr(err, "virtio-net"));
 	}
-	assert_int_equal(netbe_parse("virtio-blk", "x", &o, err, sizeof(err)), -EINVAL);
+	assert_int_equal(netbe_parse("virtio-blk", "x", &o, err, sizeof(err)),
+			 -EINVAL);
 }
 
 static void conf_too_many_hostfwd(void **state)
@@ -188,10 +207,12 @@ static void conf_too_many_hostfwd(void **state)
 	for (i = 0; i < NETBE_MAX_HOSTFWD; i++)
 		snprintf(conf + strlen(conf), sizeof(conf) - strlen(conf),
 			 ",hostfwd=tcp::%d-:%d", 1000 + i, i + 1);
-	assert_int_equal(netbe_parse("virtio-net", conf, &o, err, sizeof(err)), 0);
+	assert_int_equal(netbe_parse("virtio-net", conf, &o, err, sizeof(err)),
+			 0);
 	assert_int_equal(o.nr_hostfwd, NETBE_MAX_HOSTFWD);
 	strcat(conf, ",hostfwd=tcp::999-:1");
-	assert_int_equal(netbe_parse("virtio-net", conf, &o, err, sizeof(err)), -EINVAL);
+	assert_int_equal(netbe_parse("virtio-net", conf, &o, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "at most"));
 }
 
@@ -201,9 +222,12 @@ static void conf_vpnkit(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(netbe_parse("virtio-vpnkit",
-				     "path=/tmp/v.sock,uuid=4A3E8CD4-5A2C-4B0B-8E4C-2A7C9F0B6D11,preferred_ipv4=192.168.65.3,macfile=/tmp/mac",
-				     &o, err, sizeof(err)), 0);
+	assert_int_equal(
+		netbe_parse(
+			"virtio-vpnkit",
+			"path=/tmp/v.sock,uuid=4A3E8CD4-5A2C-4B0B-8E4C-2A7C9F0B6D11,preferred_ipv4=192.168.65.3,macfile=/tmp/mac",
+			&o, err, sizeof(err)),
+		0);
 	assert_int_equal(o.kind, NETBE_VPNKIT);
 	assert_string_equal(o.path, "/tmp/v.sock");
 	assert_true(o.has_uuid);
@@ -213,7 +237,9 @@ static void conf_vpnkit(void **state)
 	assert_string_equal(o.macfile, "/tmp/mac");
 	netbe_options_free(&o);
 
-	assert_int_equal(netbe_parse("virtio-vpnkit", "path=/s", &o, err, sizeof(err)), 0);
+	assert_int_equal(
+		netbe_parse("virtio-vpnkit", "path=/s", &o, err, sizeof(err)),
+		0);
 	assert_false(o.has_uuid);
 	assert_false(o.has_preferred_ipv4);
 	assert_null(o.macfile);
@@ -225,7 +251,7 @@ static void conf_vpnkit_bad(void **state)
 	static const char *const bad[] = {
 		NULL,
 		"",
-		"uuid=4a3e8cd4-5a2c-4b0b-8e4c-2a7c9f0b6d11",  /* no path */
+		"uuid=4a3e8cd4-5a2c-4b0b-8e4c-2a7c9f0b6d11", /* no path */
 		"path=",
 		"path=/s,uuid=4a3e8cd4",
 		"path=/s,uuid=4a3e8cd4-5a2c-4b0b-8e4c-2a7c9f0b6d11x",
@@ -243,7 +269,8 @@ static void conf_vpnkit_bad(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (netbe_parse("virtio-vpnkit", bad[i], &o, err, sizeof(err)) != -EINVAL)
+		if (netbe_parse("virtio-vpnkit", bad[i], &o, err,
+				sizeof(err)) != -EINVAL)
 			fail_msg("accepted '%s'", bad[i] ? bad[i] : "(null)");
 		assert_non_null(strstr(err, "virtio-vpnkit"));
 	}
@@ -256,8 +283,13 @@ static void open_vpnkit_missing(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(netbe_open(&be, "virtio-vpnkit", "path=/nonexistent/vpnkit.sock", err, sizeof(err)), -ENOENT);
-	assert_string_equal(err, "virtio-vpnkit: /nonexistent/vpnkit.sock: No such file or directory");
+	assert_int_equal(netbe_open(&be, "virtio-vpnkit",
+				    "path=/nonexistent/vpnkit.sock", err,
+				    sizeof(err)),
+			 -ENOENT);
+	assert_string_equal(
+		err,
+		"virtio-vpnkit: /nonexistent/vpnkit.sock: No such file or directory");
 	assert_null(strchr(err, '\n'));
 }
 
@@ -285,13 +317,15 @@ static void open_user_port_in_use(void **state)
 	(void)state;
 	port = bound_port(&fd);
 	snprintf(conf, sizeof(conf), "user,hostfwd=tcp:127.0.0.1:%d-:80", port);
-	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)), -EADDRINUSE);
+	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)),
+			 -EADDRINUSE);
 	assert_non_null(strstr(err, "virtio-net: hostfwd=tcp:127.0.0.1:"));
 	assert_non_null(strstr(err, "Address already in use"));
 	close(fd);
 
 	/* Now free: it opens, and closes cleanly. */
-	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)), 0);
+	assert_int_equal(netbe_open(&be, "virtio-net", conf, err, sizeof(err)),
+			 0);
 	assert_int_equal(be.kind, NETBE_USER);
 	assert_int_equal(be.vnet_hdr_len, 0);
 	assert_false(be.offloads);
@@ -307,7 +341,8 @@ static void open_tap_bad(void **state)
 	struct netbe be;
 
 	(void)state;
-	assert_true(netbe_open(&be, "virtio-net", "tap=lo", err, sizeof(err)) < 0);
+	assert_true(netbe_open(&be, "virtio-net", "tap=lo", err, sizeof(err)) <
+		    0);
 	assert_non_null(strstr(err, "virtio-net: tap lo: "));
 	assert_null(strchr(err, '\n'));
 }

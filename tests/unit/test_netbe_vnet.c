@@ -10,8 +10,9 @@
 
 #include "net/netbe.h"
 
-#define ALL (NETBE_OFF_CSUM | NETBE_OFF_TSO4 | NETBE_OFF_TSO6 | \
-	     NETBE_OFF_ECN | NETBE_OFF_UFO)
+#define ALL                                                                 \
+	(NETBE_OFF_CSUM | NETBE_OFF_TSO4 | NETBE_OFF_TSO6 | NETBE_OFF_ECN | \
+	 NETBE_OFF_UFO)
 
 static void layout(void **state)
 {
@@ -74,15 +75,25 @@ static void segmentation_offload(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, NETBE_OFF_CSUM | NETBE_OFF_TSO4), 0);
-	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, NETBE_OFF_CSUM | NETBE_OFF_TSO6), -EINVAL);
+	assert_int_equal(netbe_vnet_hdr_check(&h, 65000,
+					      NETBE_OFF_CSUM | NETBE_OFF_TSO4),
+			 0);
+	assert_int_equal(netbe_vnet_hdr_check(&h, 65000,
+					      NETBE_OFF_CSUM | NETBE_OFF_TSO6),
+			 -EINVAL);
 	h.gso_type = NETBE_VNET_GSO_TCPV6;
-	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, NETBE_OFF_CSUM | NETBE_OFF_TSO6), 0);
+	assert_int_equal(netbe_vnet_hdr_check(&h, 65000,
+					      NETBE_OFF_CSUM | NETBE_OFF_TSO6),
+			 0);
 	h.gso_type = NETBE_VNET_GSO_TCPV4 | NETBE_VNET_GSO_ECN;
-	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, NETBE_OFF_CSUM | NETBE_OFF_TSO4), -EINVAL);
+	assert_int_equal(netbe_vnet_hdr_check(&h, 65000,
+					      NETBE_OFF_CSUM | NETBE_OFF_TSO4),
+			 -EINVAL);
 	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, ALL), 0);
 	h.gso_type = NETBE_VNET_GSO_UDP;
-	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, NETBE_OFF_CSUM | NETBE_OFF_TSO4), -EINVAL);
+	assert_int_equal(netbe_vnet_hdr_check(&h, 65000,
+					      NETBE_OFF_CSUM | NETBE_OFF_TSO4),
+			 -EINVAL);
 	assert_int_equal(netbe_vnet_hdr_check(&h, 65000, ALL), 0);
 	/* A zero segment size, headers longer than the frame. */
 	h.gso_type = NETBE_VNET_GSO_TCPV4;

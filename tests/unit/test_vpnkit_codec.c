@@ -19,12 +19,15 @@ static void init_roundtrip(void **state)
 
 	(void)state;
 	assert_int_equal(VPNKIT_INIT_LEN, 49);
-	vpnkit_encode_init(buf, VPNKIT_VERSION, "0123456789012345678901234567890123456789xyz");
+	vpnkit_encode_init(buf, VPNKIT_VERSION,
+			   "0123456789012345678901234567890123456789xyz");
 	assert_memory_equal(buf, head, 9);
-	assert_memory_equal(buf + 9, "0123456789012345678901234567890123456789", 40);
+	assert_memory_equal(buf + 9, "0123456789012345678901234567890123456789",
+			    40);
 	assert_int_equal(vpnkit_decode_init(buf, &init), 0);
 	assert_int_equal(init.version, 22);
-	assert_string_equal(init.commit, "0123456789012345678901234567890123456789");
+	assert_string_equal(init.commit,
+			    "0123456789012345678901234567890123456789");
 
 	/* A short commit id is NUL-padded; a big version is little-endian. */
 	vpnkit_encode_init(buf, 0x01020304, "abc");
@@ -88,13 +91,15 @@ static void command_preferred_ipv4(void **state)
 
 static void reply_vif(void **state)
 {
-	struct vpnkit_reply r = { .type = VPNKIT_REPLY_VIF, .mtu = 1500,
+	struct vpnkit_reply r = { .type = VPNKIT_REPLY_VIF,
+				  .mtu = 1500,
 				  .max_packet_size = 1550,
-				  .mac = { 0x02, 0x50, 0x00, 0x00, 0x00, 0x01 } };
+				  .mac = { 0x02, 0x50, 0x00, 0x00, 0x00,
+					   0x01 } };
 	struct vpnkit_reply back;
 	uint8_t buf[VPNKIT_REPLY_LEN];
-	static const uint8_t want[11] = { 1, 0xdc, 0x05, 0x0e, 0x06, 0x02,
-					  0x50, 0, 0, 0, 1 };
+	static const uint8_t want[11] = { 1,	0xdc, 0x05, 0x0e, 0x06, 0x02,
+					  0x50, 0,    0,    0,	  1 };
 	static const uint8_t zero[VPNKIT_REPLY_LEN];
 
 	(void)state;
