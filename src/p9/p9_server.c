@@ -904,8 +904,12 @@ static int op_read(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		return -EINVAL;
 	p9_put_u32(out, 0);
 	len = p9_cur_iov(out, count, s->iov, P9_IOV_MAX, &cnt);
-	got = len ? preadv(f->ofd, s->iov, (int)cnt, (off_t)r->u.read.offset)
-		  : 0;
+	if (!len)
+		got = 0;
+	else if (f->type == S_IFREG)
+		got = preadv(f->ofd, s->iov, (int)cnt, (off_t)r->u.read.offset);
+	else /* a FIFO has no offsets */
+		got = readv(f->ofd, s->iov, (int)cnt);
 	if (got < 0)
 		return neg_errno();
 	p9_cur_skip(out, (size_t)got);
@@ -944,9 +948,13 @@ static int op_write(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		return -EINVAL;
 	len = p9_cur_iov(&r->u.write.data, r->u.write.count, s->iov,
 			 P9_IOV_MAX, &cnt);
-	put = len ? pwritev(f->ofd, s->iov, (int)cnt,
-			    (off_t)r->u.write.offset)
-		  : 0;
+	if (!len)
+		put = 0;
+	else if (f->type == S_IFREG)
+		put = pwritev(f->ofd, s->iov, (int)cnt,
+			      (off_t)r->u.write.offset);
+	else
+		put = writev(f->ofd, s->iov, (int)cnt);
 	if (put < 0)
 		return neg_errno();
 	p9_put_u32(out, (uint32_t)put);
