@@ -989,7 +989,7 @@ static int op_readdir(struct p9_server *s, struct p9_req *r,
 {
 	uint32_t count = r->u.read.count, used = 0;
 	unsigned int emitted = 0;
-	bool full = false;
+	bool full = false, at_root;
 	struct p9_fid *f;
 	int ret;
 
@@ -1004,6 +1004,7 @@ static int op_readdir(struct p9_server *s, struct p9_req *r,
 		return -EMSGSIZE;
 	if (count > out->left - 4)
 		count = (uint32_t)(out->left - 4);
+	at_root = f->dev == s->root_dev && f->ino == s->root_ino;
 	if (lseek(f->ofd, (off_t)r->u.read.offset, SEEK_SET) < 0)
 		return neg_errno();
 	p9_put_u32(out, 0);
@@ -1022,6 +1023,10 @@ static int op_readdir(struct p9_server *s, struct p9_req *r,
 			size_t nl = strlen(d->d_name);
 			struct p9_qid q = { dirent_qid_type(d->d_type), 0,
 					    d->d_ino };
+
+			/* The root's ".." is itself: no host inode leaks out. */
+			if (at_root && !strcmp(d->d_name, ".."))
+				q.path = s->root_ino;
 			size_t esz = P9_QID_SIZE + 8 + 1 + 2 + nl;
 
 			if (used + esz > count) {
@@ -1248,10 +1253,14 @@ static int op_remove(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	int ret, pfd;
 
 	(void)out;
-	ret = get_fid(s, r->u.fid.fid, &f);
-	if (ret)
-		return ret;
+	f = p9_fid_lookup(s->fids, r->u.fid.fid);
+	if (!f)
+		return -EBADF;
 	/* Tremove clunks the fid whatever the outcome. */
+	if (f->kind != P9_FID_FILE) {
+		ret = -EBADF;
+		goto out;
+	}
 	if (s->read_only) {
 		ret = -EROFS;
 		goto out;

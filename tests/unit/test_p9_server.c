@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "p9/p9_fid.h"
 #include "p9_client.h"
 
 #define ROOT 0
@@ -319,6 +320,30 @@ static void escapes(void **state)
 	assert_int_equal(walk(c, 2, 3, "outside", NULL), -ENOENT);
 	assert_int_equal(walk(c, ROOT, 3, "dir/../../outside", NULL), 3);
 	assert_int_equal(clunk(c, 3), -EBADF);
+
+	/* The root's ".." entry names the root itself. */
+	assert_int_equal(lopen(c, 1, P9_DOTL_RDONLY), 0);
+	assert_int_equal(p9c_call(c, P9_TREADDIR, "dqd", 1, (uint64_t)0, 4096),
+			 0);
+	{
+		uint32_t len = p9_get_u32(&c->rc);
+		size_t end = c->rc.pos + len;
+		bool seen = false;
+
+		while (c->rc.pos < end) {
+			uint64_t ino;
+
+			p9_cur_skip(&c->rc, 5);
+			ino = p9_get_u64(&c->rc);
+			p9_cur_skip(&c->rc, 9);
+			assert_int_equal(p9_get_str(&c->rc, buf, 63), 0);
+			if (!strcmp(buf, "..")) {
+				assert_int_equal(ino, st.st_ino);
+				seen = true;
+			}
+		}
+		assert_true(seen);
+	}
 
 	/* Symlinks to / and out of the share are never walked through. */
 	assert_int_equal(symlink("/", hpath(f, "toroot")), 0);
@@ -1106,6 +1131,38 @@ static void bad_messages(void **state)
 	assert_int_equal(walk(c, ROOT, 9, "dir", NULL), 1);
 }
 
+static void fid_table(void **state)
+{
+	struct p9_fid_table t;
+	struct p9_fid *a, *b;
+	int err = 0;
+
+	(void)state;
+	assert_int_equal(p9_fid_table_init(&t, 3), 0);
+	a = p9_fid_new(&t, 0, &err);
+	assert_non_null(a);
+	assert_int_equal(a->fd, -1);
+	assert_null(p9_fid_new(&t, 0, &err));
+	assert_int_equal(err, -EEXIST);
+	assert_null(p9_fid_new(&t, P9_NOFID, &err));
+	assert_int_equal(err, -EBADF);
+	/* Numbers that share a bucket stay apart. */
+	b = p9_fid_new(&t, 64, &err);
+	assert_non_null(b);
+	assert_non_null(p9_fid_new(&t, 0x80000000U, &err));
+	assert_null(p9_fid_new(&t, 5, &err));
+	assert_int_equal(err, -EMFILE);
+	assert_ptr_equal(p9_fid_lookup(&t, 64), b);
+	p9_fid_del(&t, a);
+	assert_null(p9_fid_lookup(&t, 0));
+	assert_ptr_equal(p9_fid_lookup(&t, 64), b);
+	assert_non_null(p9_fid_new(&t, 5, &err));
+	p9_fid_table_clear(&t);
+	assert_null(p9_fid_lookup(&t, 64));
+	assert_int_equal(t.count, 0);
+	p9_fid_table_exit(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1123,6 +1180,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(read_only, setup_ro, teardown),
 		cmocka_unit_test_setup_teardown(bad_messages, setup, teardown),
+		cmocka_unit_test(fid_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
