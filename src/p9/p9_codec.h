@@ -197,10 +197,10 @@ struct p9_qid {
 struct p9_cur {
 	const struct iovec *iov;
 	unsigned int cnt;
-	unsigned int idx;  /* current iovec */
-	size_t off;        /* offset in iov[idx] */
-	size_t pos;        /* bytes consumed since p9_cur_init() */
-	size_t left;       /* bytes that may still be consumed */
+	unsigned int idx; /* current iovec */
+	size_t off; /* offset in iov[idx] */
+	size_t pos; /* bytes consumed since p9_cur_init() */
+	size_t left; /* bytes that may still be consumed */
 	bool overflow;
 };
 

@@ -262,8 +262,7 @@ static int need_room(const struct p9_cur *out, size_t n)
 
 /* --- session --- */
 
-static int op_version(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_version(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	const char *v = r->u.version.version;
 	uint32_t msize = r->u.version.msize;
@@ -287,8 +286,7 @@ static int op_version(struct p9_server *s, struct p9_req *r,
 	return 0;
 }
 
-static int op_attach(struct p9_server *s, struct p9_req *r,
-		     struct p9_cur *out)
+static int op_attach(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct p9_qid q;
@@ -408,8 +406,8 @@ static int op_walk(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		char *npath;
 		int nfd;
 
-		ret = walk_one(s, fd, &st, path, r->u.walk.wname[i], &nfd,
-			       &nst, &npath);
+		ret = walk_one(s, fd, &st, path, r->u.walk.wname[i], &nfd, &nst,
+			       &npath);
 		if (ret)
 			break;
 		close(fd);
@@ -537,8 +535,7 @@ static int op_lopen(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return 0;
 }
 
-static int op_lcreate(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_lcreate(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	int flags = host_open_flags(r->u.lcreate.flags);
 	const char *name = r->u.lcreate.name;
@@ -647,8 +644,7 @@ static int op_mkdir(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return created_qid(s, d->fd, r->u.mkdir.name, mode, true, out);
 }
 
-static int op_symlink(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_symlink(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *d;
 	int ret;
@@ -690,8 +686,7 @@ static int op_mknod(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 
 /* --- attributes --- */
 
-static int op_getattr(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_getattr(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct p9_qid q;
@@ -768,8 +763,7 @@ static int truncate_fid(struct p9_server *s, struct p9_fid *f, uint64_t size)
 	return ret;
 }
 
-static int op_setattr(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_setattr(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	uint32_t valid = r->u.setattr.valid;
 	struct timespec ts[2];
@@ -796,8 +790,10 @@ static int op_setattr(struct p9_server *s, struct p9_req *r,
 			return ret;
 	}
 	if (valid & (P9_SETATTR_UID | P9_SETATTR_GID)) {
-		uid_t uid = valid & P9_SETATTR_UID ? r->u.setattr.uid : (uid_t)-1;
-		gid_t gid = valid & P9_SETATTR_GID ? r->u.setattr.gid : (gid_t)-1;
+		uid_t uid =
+			valid & P9_SETATTR_UID ? r->u.setattr.uid : (uid_t)-1;
+		gid_t gid =
+			valid & P9_SETATTR_GID ? r->u.setattr.gid : (gid_t)-1;
 
 		if (fchownat(f->fd, "", uid, gid,
 			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
@@ -816,8 +812,7 @@ static int op_setattr(struct p9_server *s, struct p9_req *r,
 	return 0;
 }
 
-static int op_statfs(struct p9_server *s, struct p9_req *r,
-		     struct p9_cur *out)
+static int op_statfs(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct statfs sf;
@@ -946,8 +941,8 @@ static int op_write(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		return -EBADF;
 	if (r->u.write.offset > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	len = p9_cur_iov(&r->u.write.data, r->u.write.count, s->iov,
-			 P9_IOV_MAX, &cnt);
+	len = p9_cur_iov(&r->u.write.data, r->u.write.count, s->iov, P9_IOV_MAX,
+			 &cnt);
 	if (!len)
 		put = 0;
 	else if (f->type == S_IFREG)
@@ -984,8 +979,7 @@ struct linux_dirent64 {
  * goes to the client as each entry's offset, so a later Treaddir resumes
  * exactly after the last entry it got.
  */
-static int op_readdir(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_readdir(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	uint32_t count = r->u.read.count, used = 0;
 	unsigned int emitted = 0;
@@ -1109,8 +1103,7 @@ static int op_lock(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return 0;
 }
 
-static int op_getlock(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_getlock(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	const char *cid = r->u.lock.client_id;
 	struct p9_fid *f;
@@ -1136,8 +1129,8 @@ static int op_getlock(struct p9_server *s, struct p9_req *r,
 		p9_put_u64(out, r->u.lock.length);
 		p9_put_u32(out, r->u.lock.proc_id);
 	} else {
-		type = fl.l_type == F_RDLCK ? P9_LOCK_TYPE_RDLCK
-					    : P9_LOCK_TYPE_WRLCK;
+		type = fl.l_type == F_RDLCK ? P9_LOCK_TYPE_RDLCK :
+					      P9_LOCK_TYPE_WRLCK;
 		p9_put_u8(out, type);
 		p9_put_u64(out, (uint64_t)fl.l_start);
 		p9_put_u64(out, (uint64_t)fl.l_len);
@@ -1178,8 +1171,8 @@ static int op_link(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 static int op_unlinkat(struct p9_server *s, struct p9_req *r,
 		       struct p9_cur *out)
 {
-	int flags = r->u.unlinkat.flags & P9_DOTL_AT_REMOVEDIR ? AT_REMOVEDIR
-							       : 0;
+	int flags =
+		r->u.unlinkat.flags & P9_DOTL_AT_REMOVEDIR ? AT_REMOVEDIR : 0;
 	struct p9_fid *d;
 	int ret;
 
@@ -1202,8 +1195,8 @@ static int op_renameat(struct p9_server *s, struct p9_req *r,
 	(void)out;
 	ret = get_dir(s, r->u.renameat.olddirfid, r->u.renameat.oldname, &od);
 	if (!ret)
-		ret = get_dir(s, r->u.renameat.newdirfid,
-			      r->u.renameat.newname, &nd);
+		ret = get_dir(s, r->u.renameat.newdirfid, r->u.renameat.newname,
+			      &nd);
 	if (ret)
 		return ret;
 	if (renameat(od->fd, r->u.renameat.oldname, nd->fd,
@@ -1319,8 +1312,8 @@ static int xattr_fetch(int fd, const char *name, uint8_t **buf, size_t *len)
 	b = malloc((size_t)n + 1);
 	if (!b)
 		return -ENOMEM;
-	n = name[0] ? getxattr(path, name, b, (size_t)n)
-		    : listxattr(path, (char *)b, (size_t)n);
+	n = name[0] ? getxattr(path, name, b, (size_t)n) :
+		      listxattr(path, (char *)b, (size_t)n);
 	if (n < 0) {
 		/* ERANGE: it grew in between; the client may ask again. */
 		free(b);
@@ -1391,11 +1384,10 @@ static int op_xattrcreate(struct p9_server *s, struct p9_req *r,
 	ret = get_fid(s, r->u.xattrcreate.fid, &f);
 	if (ret)
 		return ret;
-	if (!xattr_name_ok(name) ||
-	    (f->type != S_IFREG && f->type != S_IFDIR))
+	if (!xattr_name_ok(name) || (f->type != S_IFREG && f->type != S_IFDIR))
 		return -EOPNOTSUPP;
-	if (r->u.xattrcreate.flags & ~(uint32_t)(P9_XATTR_CREATE |
-						 P9_XATTR_REPLACE))
+	if (r->u.xattrcreate.flags &
+	    ~(uint32_t)(P9_XATTR_CREATE | P9_XATTR_REPLACE))
 		return -EINVAL;
 	if (size > P9_XATTR_SIZE_MAX)
 		return -E2BIG;

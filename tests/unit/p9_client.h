@@ -89,8 +89,7 @@ static inline size_t p9c_build(struct p9c *c, uint8_t type, const char *fmt,
 }
 
 /* Build a request into c->req without sending it. */
-static inline size_t p9c_make(struct p9c *c, uint8_t type, const char *fmt,
-			      ...)
+static inline size_t p9c_make(struct p9c *c, uint8_t type, const char *fmt, ...)
 {
 	va_list ap;
 	size_t n;

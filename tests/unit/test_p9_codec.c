@@ -64,9 +64,8 @@ static void fields_across_iovecs(void **state)
 	len = build(buf, sizeof(buf), P9_TSETATTR, 0xbeef, body_setattr);
 	assert_int_equal(len, 7 + 5 * 4 + 5 * 8);
 	/* One byte per iovec. */
-	assert_int_equal(p9_decode(iov, shred(buf, len, iov), 8192, &req,
-				   &tag_ok),
-			 0);
+	assert_int_equal(
+		p9_decode(iov, shred(buf, len, iov), 8192, &req, &tag_ok), 0);
 	assert_true(tag_ok);
 	assert_int_equal(req.tag, 0xbeef);
 	assert_int_equal(req.u.setattr.fid, 3);
@@ -293,12 +292,13 @@ static void every_type_truncated(void **state)
 {
 	/* Each known T-type with a body of zeroes cut at every length. */
 	static const uint8_t types[] = {
-		P9_TSTATFS, P9_TLOPEN, P9_TLCREATE, P9_TSYMLINK, P9_TMKNOD,
-		P9_TRENAME, P9_TREADLINK, P9_TGETATTR, P9_TSETATTR,
-		P9_TXATTRWALK, P9_TXATTRCREATE, P9_TREADDIR, P9_TFSYNC,
-		P9_TLOCK, P9_TGETLOCK, P9_TLINK, P9_TMKDIR, P9_TRENAMEAT,
-		P9_TUNLINKAT, P9_TVERSION, P9_TAUTH, P9_TATTACH, P9_TFLUSH,
-		P9_TWALK, P9_TREAD, P9_TWRITE, P9_TCLUNK, P9_TREMOVE,
+		P9_TSTATFS,  P9_TLOPEN,	    P9_TLCREATE,     P9_TSYMLINK,
+		P9_TMKNOD,   P9_TRENAME,    P9_TREADLINK,    P9_TGETATTR,
+		P9_TSETATTR, P9_TXATTRWALK, P9_TXATTRCREATE, P9_TREADDIR,
+		P9_TFSYNC,   P9_TLOCK,	    P9_TGETLOCK,     P9_TLINK,
+		P9_TMKDIR,   P9_TRENAMEAT,  P9_TUNLINKAT,    P9_TVERSION,
+		P9_TAUTH,    P9_TATTACH,    P9_TFLUSH,	     P9_TWALK,
+		P9_TREAD,    P9_TWRITE,	    P9_TCLUNK,	     P9_TREMOVE,
 	};
 	uint8_t buf[128];
 	struct iovec iov = { buf, 0 };

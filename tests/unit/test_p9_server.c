@@ -25,7 +25,7 @@
 
 struct fixture {
 	struct p9c c;
-	char top[64];   /* temp dir holding share/ and outside/ */
+	char top[64]; /* temp dir holding share/ and outside/ */
 	char share[96];
 };
 
@@ -71,9 +71,9 @@ static int start(struct fixture *f, bool ro, uint32_t msize)
 			 0);
 	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", msize, "9P2000.L"), 0);
 	assert_int_equal(p9_get_u32(&c->rc), msize);
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "root",
-				  "", 0),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "root", "", 0),
+		0);
 	return 0;
 }
 
@@ -165,7 +165,8 @@ static int clunk(struct p9c *c, uint32_t fid)
 static int getattr(struct p9c *c, uint32_t fid, struct stat *st,
 		   struct p9_qid *q)
 {
-	int ret = p9c_call(c, P9_TGETATTR, "dq", fid, (uint64_t)P9_GETATTR_BASIC);
+	int ret =
+		p9c_call(c, P9_TGETATTR, "dq", fid, (uint64_t)P9_GETATTR_BASIC);
 
 	if (ret)
 		return ret;
@@ -225,7 +226,8 @@ static void session(void **state)
 	char v[64];
 
 	/* msize is clamped to 512 KiB; an unknown version gets "unknown". */
-	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", 1U << 20, "9P2000.L"), 0);
+	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", 1U << 20, "9P2000.L"),
+			 0);
 	assert_int_equal(p9_get_u32(&c->rc), P9_MSIZE_MAX);
 	/* Tversion dropped every fid. */
 	assert_int_equal(walk(c, ROOT, 1, "", NULL), -EBADF);
@@ -234,8 +236,9 @@ static void session(void **state)
 	assert_int_equal(p9_get_str(&c->rc, v, sizeof(v) - 1), 0);
 	assert_string_equal(v, "unknown");
 	/* Without a 9P2000.L session nothing else is served. */
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
-			 -EPROTO);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
+		-EPROTO);
 	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", 1024, "9P2000.L"),
 			 -EINVAL);
 	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", 8192, "9P2000.L"), 0);
@@ -243,14 +246,15 @@ static void session(void **state)
 			 -EOPNOTSUPP);
 	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, 5, "", "", 0),
 			 -EBADF);
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0), 0);
 	/* A fid in use is not given again. */
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
-			 -EEXIST);
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", NOFID, NOFID, "", "",
-				  0),
-			 -EBADF);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
+		-EEXIST);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", NOFID, NOFID, "", "", 0),
+		-EBADF);
 	assert_int_equal(p9c_call(c, P9_TFLUSH, "w", 7), 0);
 	assert_int_equal(c->rtype, P9_RFLUSH);
 }
@@ -396,11 +400,11 @@ static void escapes(void **state)
 	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 8, "dangling",
 				  P9_DOTL_WRONLY | P9_DOTL_CREATE, 0644, 0),
 			 -ELOOP);
-	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 8, "dangling",
-				  P9_DOTL_WRONLY | P9_DOTL_CREATE |
-					  P9_DOTL_EXCL,
-				  0644, 0),
-			 -EEXIST);
+	assert_int_equal(
+		p9c_call(c, P9_TLCREATE, "dsddd", 8, "dangling",
+			 P9_DOTL_WRONLY | P9_DOTL_CREATE | P9_DOTL_EXCL, 0644,
+			 0),
+		-EEXIST);
 	assert_int_equal(access(path, F_OK), -1);
 }
 
@@ -488,11 +492,11 @@ static void large_io(void **state)
 
 	for (i = 0; i < total; i++)
 		data[i] = (uint8_t)(i * 7 + (i >> 12));
-	assert_int_equal(p9c_call(c, P9_TVERSION, "ds", P9_MSIZE_MAX, "9P2000.L"),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TVERSION, "ds", P9_MSIZE_MAX, "9P2000.L"), 0);
 	assert_int_equal(p9_get_u32(&c->rc), P9_MSIZE_MAX);
-	assert_int_equal(p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TATTACH, "ddssd", ROOT, NOFID, "", "", 0), 0);
 	assert_int_equal(walk(c, ROOT, 1, "", NULL), 0);
 	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 1, "big",
 				  P9_DOTL_RDWR | P9_DOTL_CREATE, 0644, 0),
@@ -505,12 +509,11 @@ static void large_io(void **state)
 	assert_int_equal(stat(hpath(f, "big"), &st), 0);
 	assert_int_equal(st.st_size, total);
 	/* A count over msize is refused; one at msize is cut to fit. */
-	assert_int_equal(p9c_call(c, P9_TREAD, "dqd", 1, (uint64_t)0,
-				  P9_MSIZE_MAX + 1),
-			 -EINVAL);
-	assert_int_equal(p9c_call(c, P9_TREAD, "dqd", 1, (uint64_t)0,
-				  P9_MSIZE_MAX),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TREAD, "dqd", 1, (uint64_t)0, P9_MSIZE_MAX + 1),
+		-EINVAL);
+	assert_int_equal(
+		p9c_call(c, P9_TREAD, "dqd", 1, (uint64_t)0, P9_MSIZE_MAX), 0);
 	assert_int_equal(p9_get_u32(&c->rc), P9_MSIZE_MAX - P9_RLERROR_SIZE);
 	/*
 	 * Reads into a scattered reply as Linux's zero-copy path lays it out:
@@ -585,14 +588,13 @@ static void attributes(void **state)
 	assert_int_equal(stat(hpath(f, "dir/file"), &hst), 0);
 	assert_int_equal(hst.st_size, 100000);
 	/* times: given values, then now */
-	assert_int_equal(p9c_call(c, P9_TSETATTR, "dddddqqqqq", 1,
-				  P9_SETATTR_ATIME | P9_SETATTR_ATIME_SET |
-					  P9_SETATTR_MTIME |
-					  P9_SETATTR_MTIME_SET,
-				  0, 0, 0, (uint64_t)0, (uint64_t)1000000,
-				  (uint64_t)5, (uint64_t)2000000,
-				  (uint64_t)123456789),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TSETATTR, "dddddqqqqq", 1,
+			 P9_SETATTR_ATIME | P9_SETATTR_ATIME_SET |
+				 P9_SETATTR_MTIME | P9_SETATTR_MTIME_SET,
+			 0, 0, 0, (uint64_t)0, (uint64_t)1000000, (uint64_t)5,
+			 (uint64_t)2000000, (uint64_t)123456789),
+		0);
 	assert_int_equal(stat(hpath(f, "dir/file"), &hst), 0);
 	assert_int_equal(hst.st_atim.tv_sec, 1000000);
 	assert_int_equal(hst.st_atim.tv_nsec, 5);
@@ -611,8 +613,8 @@ static void attributes(void **state)
 	assert_int_equal(hst.st_atim.tv_sec, 1000000);
 	/* nsec out of range */
 	assert_int_equal(p9c_call(c, P9_TSETATTR, "dddddqqqqq", 1,
-				  P9_SETATTR_MTIME | P9_SETATTR_MTIME_SET, 0,
-				  0, 0, (uint64_t)0, (uint64_t)0, (uint64_t)0,
+				  P9_SETATTR_MTIME | P9_SETATTR_MTIME_SET, 0, 0,
+				  0, (uint64_t)0, (uint64_t)0, (uint64_t)0,
 				  (uint64_t)1, (uint64_t)1000000000),
 			 -EINVAL);
 	/* chown: done where the host allows it, EPERM otherwise */
@@ -652,8 +654,8 @@ static int list_dir(struct p9c *c, uint32_t fid, uint32_t count,
 		uint32_t len;
 		size_t end;
 
-		assert_int_equal(p9c_call(c, P9_TREADDIR, "dqd", fid, off, count),
-				 0);
+		assert_int_equal(
+			p9c_call(c, P9_TREADDIR, "dqd", fid, off, count), 0);
 		len = p9_get_u32(&c->rc);
 		assert_true(len <= count);
 		if (!len)
@@ -688,8 +690,8 @@ static void readdir_listing(void **state)
 	DIR *d;
 
 	for (i = 0; i < 300; i++) {
-		snprintf(name, sizeof(name), "dir/entry-with-a-longish-name-%03d",
-			 i);
+		snprintf(name, sizeof(name),
+			 "dir/entry-with-a-longish-name-%03d", i);
 		write_host(hpath(f, name), "x");
 	}
 	assert_int_equal(walk(c, ROOT, 1, "dir", NULL), 1);
@@ -714,9 +716,9 @@ static void readdir_listing(void **state)
 		uint64_t mid;
 		uint32_t len;
 
-		assert_int_equal(p9c_call(c, P9_TREADDIR, "dqd", 1, (uint64_t)0,
-					  200),
-				 0);
+		assert_int_equal(
+			p9c_call(c, P9_TREADDIR, "dqd", 1, (uint64_t)0, 200),
+			0);
 		len = p9_get_u32(&c->rc);
 		assert_true(len > 0);
 		p9_cur_skip(&c->rc, P9_QID_SIZE);
@@ -739,18 +741,18 @@ static void dir_ops(void **state)
 	struct p9_qid q;
 
 	/* mkdir with an exact mode */
-	assert_int_equal(p9c_call(c, P9_TMKDIR, "dsdd", ROOT, "newdir", 0775, 0),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TMKDIR, "dsdd", ROOT, "newdir", 0775, 0), 0);
 	assert_int_equal(p9_get_u8(&c->rc), P9_QTDIR);
 	assert_int_equal(stat(hpath(f, "newdir"), &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0775);
-	assert_int_equal(p9c_call(c, P9_TMKDIR, "dsdd", ROOT, "newdir", 0775, 0),
-			 -EEXIST);
+	assert_int_equal(
+		p9c_call(c, P9_TMKDIR, "dsdd", ROOT, "newdir", 0775, 0),
+		-EEXIST);
 	/* symlink + readlink */
-	assert_int_equal(p9c_call(c, P9_TSYMLINK, "dssd", ROOT, "ln", "dir/file",
-				  0),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TSYMLINK, "dssd", ROOT, "ln", "dir/file", 0), 0);
 	assert_int_equal(p9_get_u8(&c->rc), P9_QTSYMLINK);
 	assert_int_equal(readlink(hpath(f, "ln"), buf, sizeof(buf)), 8);
 	assert_int_equal(walk(c, ROOT, 1, "ln", NULL), 1);
@@ -792,8 +794,8 @@ static void dir_ops(void **state)
 	/* renameat across directories, and the fids follow */
 	assert_int_equal(walk(c, ROOT, 4, "dir/sub", NULL), 2);
 	assert_int_equal(walk(c, ROOT, 5, "newdir", NULL), 1);
-	assert_int_equal(p9c_call(c, P9_TRENAMEAT, "dsds", 2, "sub", 5, "moved"),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TRENAMEAT, "dsds", 2, "sub", 5, "moved"), 0);
 	assert_int_equal(access(hpath(f, "newdir/moved"), F_OK), 0);
 	assert_int_equal(access(hpath(f, "dir/sub"), F_OK), -1);
 	assert_int_equal(p9c_call(c, P9_TREMOVE, "d", 4), 0);
@@ -838,8 +840,8 @@ static void dir_ops(void **state)
 static int lock(struct p9c *c, uint32_t fid, uint8_t type, uint64_t start,
 		uint64_t len)
 {
-	int ret = p9c_call(c, P9_TLOCK, "dbdqqds", fid, type, 0, start, len,
-			   42, "client");
+	int ret = p9c_call(c, P9_TLOCK, "dbdqqds", fid, type, 0, start, len, 42,
+			   "client");
 
 	return ret ? ret : p9_get_u8(&c->rc);
 }
@@ -855,9 +857,12 @@ static void locks(void **state)
 	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_WRLCK, 0, 0), -EBADF);
 	assert_int_equal(lopen(c, 1, P9_DOTL_RDWR), 0);
 	assert_int_equal(lopen(c, 2, P9_DOTL_RDWR), 0);
-	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_WRLCK, 0, 10), P9_LOCK_SUCCESS);
-	assert_int_equal(lock(c, 2, P9_LOCK_TYPE_WRLCK, 5, 10), P9_LOCK_BLOCKED);
-	assert_int_equal(lock(c, 2, P9_LOCK_TYPE_RDLCK, 10, 10), P9_LOCK_SUCCESS);
+	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_WRLCK, 0, 10),
+			 P9_LOCK_SUCCESS);
+	assert_int_equal(lock(c, 2, P9_LOCK_TYPE_WRLCK, 5, 10),
+			 P9_LOCK_BLOCKED);
+	assert_int_equal(lock(c, 2, P9_LOCK_TYPE_RDLCK, 10, 10),
+			 P9_LOCK_SUCCESS);
 	/* Tgetlock reports the conflicting lock honestly */
 	assert_int_equal(p9c_call(c, P9_TGETLOCK, "dbqqds", 2,
 				  P9_LOCK_TYPE_WRLCK, (uint64_t)0, (uint64_t)0,
@@ -879,7 +884,8 @@ static void locks(void **state)
 	assert_int_equal(p9_get_u64(&c->rc), 100);
 	/* Bad type and range */
 	assert_int_equal(lock(c, 1, 9, 0, 0), -EINVAL);
-	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_RDLCK, UINT64_MAX, 2), -EINVAL);
+	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_RDLCK, UINT64_MAX, 2),
+			 -EINVAL);
 	/* Closing a fid drops its locks */
 	assert_int_equal(clunk(c, 2), 0);
 	assert_int_equal(lock(c, 1, P9_LOCK_TYPE_WRLCK, 0, 0), P9_LOCK_SUCCESS);
@@ -929,9 +935,9 @@ static void xattrs(void **state)
 	/* Missing, wrong size, foreign namespaces */
 	assert_int_equal(p9c_call(c, P9_TXATTRWALK, "dds", 1, 3, "user.none"),
 			 -ENODATA);
-	assert_int_equal(p9c_call(c, P9_TXATTRWALK, "dds", 1, 3,
-				  "trusted.overlay"),
-			 -EOPNOTSUPP);
+	assert_int_equal(
+		p9c_call(c, P9_TXATTRWALK, "dds", 1, 3, "trusted.overlay"),
+		-EOPNOTSUPP);
 	assert_int_equal(walk(c, 1, 4, "", NULL), 0);
 	assert_int_equal(p9c_call(c, P9_TXATTRCREATE, "dsqd", 4,
 				  "security.evil", (uint64_t)1, 0),
@@ -986,14 +992,15 @@ static void read_only(void **state)
 			 -EROFS);
 	assert_int_equal(p9c_call(c, P9_TSYMLINK, "dssd", 2, "n", "x", 0),
 			 -EROFS);
-	assert_int_equal(p9c_call(c, P9_TMKNOD, "dsdddd", 2, "n", S_IFIFO | 0644,
-				  0, 0, 0),
+	assert_int_equal(p9c_call(c, P9_TMKNOD, "dsdddd", 2, "n",
+				  S_IFIFO | 0644, 0, 0, 0),
 			 -EROFS);
 	assert_int_equal(p9c_call(c, P9_TLINK, "dds", 2, 1, "n"), -EROFS);
 	assert_int_equal(p9c_call(c, P9_TRENAMEAT, "dsds", 2, "file", 2, "n"),
 			 -EROFS);
 	assert_int_equal(p9c_call(c, P9_TRENAME, "dds", 1, 2, "n"), -EROFS);
-	assert_int_equal(p9c_call(c, P9_TUNLINKAT, "dsd", 2, "file", 0), -EROFS);
+	assert_int_equal(p9c_call(c, P9_TUNLINKAT, "dsd", 2, "file", 0),
+			 -EROFS);
 	assert_int_equal(p9c_call(c, P9_TSETATTR, "dddddqqqqq", 1,
 				  P9_SETATTR_MODE, 0777, 0, 0, (uint64_t)0,
 				  (uint64_t)0, (uint64_t)0, (uint64_t)0,
@@ -1035,7 +1042,7 @@ static void bad_messages(void **state)
 	uint16_t tag;
 	const uint8_t hdr_only[] = { 7, 0, 0, 0, P9_TCLUNK, 0x34, 0x12 };
 	uint32_t fids_ops[] = { P9_TSTATFS, P9_TREADLINK, P9_TCLUNK,
-				P9_TREMOVE, P9_TLOPEN, P9_TGETATTR };
+				P9_TREMOVE, P9_TLOPEN,	  P9_TGETATTR };
 	unsigned int i;
 
 	memset(m, 0, sizeof(m));
@@ -1061,8 +1068,8 @@ static void bad_messages(void **state)
 	/* A string running past the end of the message. */
 	p9c_make(c, P9_TREAD, "dqd", ROOT, (uint64_t)0, 0);
 	{
-		uint8_t w[] = { 0, 0, 0, 0, P9_TWALK, 1, 0, 0, 0, 0, 0,
-				1, 0, 0, 0, 1, 0, 200, 0, 'a', 'b' };
+		uint8_t w[] = { 0, 0, 0, 0, P9_TWALK, 1, 0,   0, 0,   0,  0,
+				1, 0, 0, 0, 1,	      0, 200, 0, 'a', 'b' };
 
 		w[0] = sizeof(w);
 		assert_int_equal(raw(c, w, sizeof(w), &tag), -EPROTO);
@@ -1075,8 +1082,10 @@ static void bad_messages(void **state)
 	}
 	/* Twrite's count past the message. */
 	{
-		uint8_t w[] = { 0, 0, 0, 0, P9_TWRITE, 1, 0, 0, 0, 0, 0,
-				0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 'x' };
+		uint8_t w[] = {
+			0, 0, 0, 0, P9_TWRITE, 1, 0, 0,	  0, 0, 0, 0,
+			0, 0, 0, 0, 0,	       0, 0, 100, 0, 0, 0, 'x'
+		};
 
 		w[0] = sizeof(w);
 		assert_int_equal(raw(c, w, sizeof(w), &tag), -EPROTO);
@@ -1093,9 +1102,9 @@ static void bad_messages(void **state)
 
 		memset(longname, 'a', sizeof(longname) - 1);
 		longname[299] = '\0';
-		assert_int_equal(p9c_call(c, P9_TMKDIR, "dsdd", ROOT, longname,
-					  0755, 0),
-				 -ENAMETOOLONG);
+		assert_int_equal(
+			p9c_call(c, P9_TMKDIR, "dsdd", ROOT, longname, 0755, 0),
+			-ENAMETOOLONG);
 	}
 	/* Unknown fids on every fid-taking request. */
 	for (i = 0; i < sizeof(fids_ops) / sizeof(fids_ops[0]); i++)
