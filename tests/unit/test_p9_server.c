@@ -386,6 +386,21 @@ static void escapes(void **state)
 	assert_int_equal(p9c_call(c, P9_TREMOVE, "d", 7), -ESTALE);
 	assert_int_equal(access(hpath(f, "top.txt"), F_OK), 0);
 	assert_int_equal(access(hpath(f, "moved.txt"), F_OK), 0);
+	/* An absolute target made by the guest is stored as given, not followed. */
+	assert_int_equal(p9c_call(c, P9_TSYMLINK, "dssd", ROOT, "guestabs",
+				  "/etc/passwd", 0),
+			 0);
+	assert_int_equal(walk(c, ROOT, 9, "guestabs", &q), 1);
+	assert_int_equal(q.type, P9_QTSYMLINK);
+	assert_int_equal(lopen(c, 9, P9_DOTL_RDONLY), -ELOOP);
+	assert_int_equal(p9c_call(c, P9_TGETATTR, "dq", 9,
+				  (uint64_t)P9_GETATTR_BASIC),
+			 0);
+	p9_cur_skip(&c->rc, 8 + P9_QID_SIZE);
+	assert_true(S_ISLNK(p9_get_u32(&c->rc)));
+	assert_int_equal(p9c_call(c, P9_TXATTRWALK, "dds", 9, 10, "user.x"),
+			 -EOPNOTSUPP);
+	assert_int_equal(walk(c, 9, 10, "passwd", NULL), -ENOTDIR);
 	/* Readlink gives the target as stored; the server never follows it. */
 	assert_int_equal(p9c_call(c, P9_TREADLINK, "d", 3), 0);
 	assert_int_equal(p9_get_str(&c->rc, buf, sizeof(buf) - 1), 0);
