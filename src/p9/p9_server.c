@@ -535,6 +535,39 @@ static int op_lopen(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return 0;
 }
 
+/*
+ * Tlcreate of a name that exists: open it if it is a regular file. Anything
+ * else (a FIFO would block the I/O thread, a device has effects on open)
+ * is refused as existing; O_NONBLOCK covers a swap after the check.
+ */
+static int open_existing(int dfd, const char *name, int flags)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return neg_errno();
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -EEXIST;
+	fd = openat(dfd, name, flags | O_NONBLOCK);
+	if (fd < 0)
+		return neg_errno();
+	ret = stat_fd(fd, &st);
+	if (!ret && !S_ISREG(st.st_mode))
+		ret = -EEXIST;
+	if (!ret && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) < 0)
+		ret = neg_errno();
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static int op_lcreate(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	int flags = host_open_flags(r->u.lcreate.flags);
@@ -568,7 +601,10 @@ static int op_lcreate(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		if (ret)
 			goto err_ofd;
 	} else if (errno == EEXIST && !(flags & O_EXCL)) {
-		ofd = openat(f->fd, name, flags & ~O_CREAT, mode);
+		ret = open_existing(f->fd, name, flags & ~O_CREAT);
+		if (ret < 0)
+			return ret;
+		ofd = ret;
 	}
 	if (ofd < 0)
 		return neg_errno();

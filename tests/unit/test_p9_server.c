@@ -393,9 +393,9 @@ static void escapes(void **state)
 	assert_int_equal(walk(c, ROOT, 9, "guestabs", &q), 1);
 	assert_int_equal(q.type, P9_QTSYMLINK);
 	assert_int_equal(lopen(c, 9, P9_DOTL_RDONLY), -ELOOP);
-	assert_int_equal(p9c_call(c, P9_TGETATTR, "dq", 9,
-				  (uint64_t)P9_GETATTR_BASIC),
-			 0);
+	assert_int_equal(
+		p9c_call(c, P9_TGETATTR, "dq", 9, (uint64_t)P9_GETATTR_BASIC),
+		0);
 	p9_cur_skip(&c->rc, 8 + P9_QID_SIZE);
 	assert_true(S_ISLNK(p9_get_u32(&c->rc)));
 	assert_int_equal(p9c_call(c, P9_TXATTRWALK, "dds", 9, 10, "user.x"),
@@ -801,6 +801,18 @@ static void dir_ops(void **state)
 				  S_IFCHR | 0666, 1, 3, 0),
 			 -EPERM);
 	assert_int_equal(access(hpath(f, "null"), F_OK), -1);
+	/* Tlcreate of an existing fifo's name does not open (and block on) it */
+	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 2, "../fifo",
+				  P9_DOTL_RDONLY | P9_DOTL_CREATE, 0644, 0),
+			 -EINVAL);
+	assert_int_equal(walk(c, ROOT, 8, "", NULL), 0);
+	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 8, "fifo",
+				  P9_DOTL_RDONLY | P9_DOTL_CREATE, 0644, 0),
+			 -EEXIST);
+	assert_int_equal(p9c_call(c, P9_TLCREATE, "dsddd", 8, "dir",
+				  P9_DOTL_RDONLY | P9_DOTL_CREATE, 0644, 0),
+			 -EISDIR);
+	assert_int_equal(clunk(c, 8), 0);
 	/* a fifo opens without waiting for a writer */
 	assert_int_equal(walk(c, ROOT, 4, "fifo", NULL), 1);
 	assert_int_equal(lopen(c, 4, P9_DOTL_RDONLY), 0);
