@@ -197,10 +197,10 @@ struct p9_qid {
 struct p9_cur {
 	const struct iovec *iov;
 	unsigned int cnt;
-	unsigned int idx;  /* current iovec */
-	size_t off;        /* offset in iov[idx] */
-	size_t pos;        /* bytes consumed since p9_cur_init() */
-	size_t left;       /* bytes that may still be consumed */
+	unsigned int idx; /* current iovec */
+	size_t off; /* offset in iov[idx] */
+	size_t pos; /* bytes consumed since p9_cur_init() */
+	size_t left; /* bytes that may still be consumed */
 	bool overflow;
 };
 
@@ -210,6 +210,7 @@ void p9_cur_init(struct p9_cur *c, const struct iovec *iov, unsigned int cnt,
 /* Total bytes in @cnt iovecs (saturating). */
 size_t p9_iov_size(const struct iovec *iov, unsigned int cnt);
 
+/* Little-endian integers; 0 (and overflow latched) past the limit. */
 uint8_t p9_get_u8(struct p9_cur *c);
 uint16_t p9_get_u16(struct p9_cur *c);
 uint32_t p9_get_u32(struct p9_cur *c);
@@ -221,12 +222,14 @@ uint64_t p9_get_u64(struct p9_cur *c);
  */
 int p9_get_str(struct p9_cur *c, char *dst, size_t max) __must_check;
 
+/* Little-endian integers; nothing written (overflow latched) past the limit. */
 void p9_put_u8(struct p9_cur *c, uint8_t v);
 void p9_put_u16(struct p9_cur *c, uint16_t v);
 void p9_put_u32(struct p9_cur *c, uint32_t v);
 void p9_put_u64(struct p9_cur *c, uint64_t v);
 /* string[s] of @len bytes (len <= 65535, else overflow). */
 void p9_put_str(struct p9_cur *c, const char *s, size_t len);
+/* qid[13]: type[1] version[4] path[8]. */
 void p9_put_qid(struct p9_cur *c, const struct p9_qid *q);
 /* Copy @len bytes in (put) or out (get). */
 void p9_put_bytes(struct p9_cur *c, const void *buf, size_t len);

@@ -15,19 +15,19 @@
 #include "core/log.h"
 
 enum p9_fid_kind {
-	P9_FID_FILE,         /* a file, directory or other node */
-	P9_FID_XATTR_READ,   /* Txattrwalk: the value (or name list) to Tread */
-	P9_FID_XATTR_WRITE,  /* Txattrcreate: Twrite the value, set at Tclunk */
+	P9_FID_FILE, /* a file, directory or other node */
+	P9_FID_XATTR_READ, /* Txattrwalk: the value (or name list) to Tread */
+	P9_FID_XATTR_WRITE, /* Txattrcreate: Twrite the value, set at Tclunk */
 };
 
 struct p9_fid {
 	uint32_t num;
-	struct p9_fid *next;  /* hash chain */
+	struct p9_fid *next; /* hash chain */
 	enum p9_fid_kind kind;
-	int fd;               /* O_PATH|O_NOFOLLOW on the node (-1: xattr fids) */
-	int ofd;              /* after Tlopen/Tlcreate: the open file, else -1 */
-	int oflags;           /* host open flags of ofd */
-	mode_t type;          /* st_mode & S_IFMT */
+	int fd; /* O_PATH|O_NOFOLLOW on the node (-1: xattr fids) */
+	int ofd; /* after Tlopen/Tlcreate: the open file, else -1 */
+	int oflags; /* host open flags of ofd */
+	mode_t type; /* st_mode & S_IFMT */
 	dev_t dev;
 	ino_t ino;
 	/* Relative to the share ("" is its root); NULL when too long. */
@@ -35,15 +35,15 @@ struct p9_fid {
 	/* Xattr fids. */
 	char *xname;
 	uint8_t *xbuf;
-	size_t xsize;         /* value size (read: bytes held; write: announced) */
-	size_t xfilled;       /* write: bytes received so far */
+	size_t xsize; /* value size (read: bytes held; write: announced) */
+	size_t xfilled; /* write: bytes received so far */
 	int xflags;
-	int xfd;              /* write: O_PATH fd of the node to set it on */
+	int xfd; /* write: O_PATH fd of the node to set it on */
 };
 
 struct p9_fid_table {
 	struct p9_fid **buckets;
-	unsigned int nbuckets;  /* power of two */
+	unsigned int nbuckets; /* power of two */
 	unsigned int count;
 	unsigned int max;
 };

@@ -262,8 +262,7 @@ static int need_room(const struct p9_cur *out, size_t n)
 
 /* --- session --- */
 
-static int op_version(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_version(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	const char *v = r->u.version.version;
 	uint32_t msize = r->u.version.msize;
@@ -287,8 +286,7 @@ static int op_version(struct p9_server *s, struct p9_req *r,
 	return 0;
 }
 
-static int op_attach(struct p9_server *s, struct p9_req *r,
-		     struct p9_cur *out)
+static int op_attach(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct p9_qid q;
@@ -408,8 +406,8 @@ static int op_walk(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		char *npath;
 		int nfd;
 
-		ret = walk_one(s, fd, &st, path, r->u.walk.wname[i], &nfd,
-			       &nst, &npath);
+		ret = walk_one(s, fd, &st, path, r->u.walk.wname[i], &nfd, &nst,
+			       &npath);
 		if (ret)
 			break;
 		close(fd);
@@ -537,8 +535,40 @@ static int op_lopen(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return 0;
 }
 
-static int op_lcreate(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+/*
+ * Tlcreate of a name that exists: open it if it is a regular file. Anything
+ * else (a FIFO would block the I/O thread, a device has effects on open)
+ * is refused as existing; O_NONBLOCK covers a swap after the check.
+ */
+static int open_existing(int dfd, const char *name, int flags)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return neg_errno();
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -EEXIST;
+	fd = openat(dfd, name, flags | O_NONBLOCK);
+	if (fd < 0)
+		return neg_errno();
+	ret = stat_fd(fd, &st);
+	if (!ret && !S_ISREG(st.st_mode))
+		ret = -EEXIST;
+	if (!ret && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) < 0)
+		ret = neg_errno();
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int op_lcreate(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	int flags = host_open_flags(r->u.lcreate.flags);
 	const char *name = r->u.lcreate.name;
@@ -571,7 +601,10 @@ static int op_lcreate(struct p9_server *s, struct p9_req *r,
 		if (ret)
 			goto err_ofd;
 	} else if (errno == EEXIST && !(flags & O_EXCL)) {
-		ofd = openat(f->fd, name, flags & ~O_CREAT, mode);
+		ret = open_existing(f->fd, name, flags & ~O_CREAT);
+		if (ret < 0)
+			return ret;
+		ofd = ret;
 	}
 	if (ofd < 0)
 		return neg_errno();
@@ -647,8 +680,7 @@ static int op_mkdir(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return created_qid(s, d->fd, r->u.mkdir.name, mode, true, out);
 }
 
-static int op_symlink(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_symlink(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *d;
 	int ret;
@@ -690,8 +722,7 @@ static int op_mknod(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 
 /* --- attributes --- */
 
-static int op_getattr(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_getattr(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct p9_qid q;
@@ -768,8 +799,7 @@ static int truncate_fid(struct p9_server *s, struct p9_fid *f, uint64_t size)
 	return ret;
 }
 
-static int op_setattr(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_setattr(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	uint32_t valid = r->u.setattr.valid;
 	struct timespec ts[2];
@@ -796,8 +826,10 @@ static int op_setattr(struct p9_server *s, struct p9_req *r,
 			return ret;
 	}
 	if (valid & (P9_SETATTR_UID | P9_SETATTR_GID)) {
-		uid_t uid = valid & P9_SETATTR_UID ? r->u.setattr.uid : (uid_t)-1;
-		gid_t gid = valid & P9_SETATTR_GID ? r->u.setattr.gid : (gid_t)-1;
+		uid_t uid =
+			valid & P9_SETATTR_UID ? r->u.setattr.uid : (uid_t)-1;
+		gid_t gid =
+			valid & P9_SETATTR_GID ? r->u.setattr.gid : (gid_t)-1;
 
 		if (fchownat(f->fd, "", uid, gid,
 			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
@@ -816,8 +848,7 @@ static int op_setattr(struct p9_server *s, struct p9_req *r,
 	return 0;
 }
 
-static int op_statfs(struct p9_server *s, struct p9_req *r,
-		     struct p9_cur *out)
+static int op_statfs(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	struct p9_fid *f;
 	struct statfs sf;
@@ -904,8 +935,12 @@ static int op_read(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		return -EINVAL;
 	p9_put_u32(out, 0);
 	len = p9_cur_iov(out, count, s->iov, P9_IOV_MAX, &cnt);
-	got = len ? preadv(f->ofd, s->iov, (int)cnt, (off_t)r->u.read.offset)
-		  : 0;
+	if (!len)
+		got = 0;
+	else if (f->type == S_IFREG)
+		got = preadv(f->ofd, s->iov, (int)cnt, (off_t)r->u.read.offset);
+	else /* a FIFO has no offsets */
+		got = readv(f->ofd, s->iov, (int)cnt);
 	if (got < 0)
 		return neg_errno();
 	p9_cur_skip(out, (size_t)got);
@@ -942,11 +977,15 @@ static int op_write(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 		return -EBADF;
 	if (r->u.write.offset > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	len = p9_cur_iov(&r->u.write.data, r->u.write.count, s->iov,
-			 P9_IOV_MAX, &cnt);
-	put = len ? pwritev(f->ofd, s->iov, (int)cnt,
-			    (off_t)r->u.write.offset)
-		  : 0;
+	len = p9_cur_iov(&r->u.write.data, r->u.write.count, s->iov, P9_IOV_MAX,
+			 &cnt);
+	if (!len)
+		put = 0;
+	else if (f->type == S_IFREG)
+		put = pwritev(f->ofd, s->iov, (int)cnt,
+			      (off_t)r->u.write.offset);
+	else
+		put = writev(f->ofd, s->iov, (int)cnt);
 	if (put < 0)
 		return neg_errno();
 	p9_put_u32(out, (uint32_t)put);
@@ -976,12 +1015,11 @@ struct linux_dirent64 {
  * goes to the client as each entry's offset, so a later Treaddir resumes
  * exactly after the last entry it got.
  */
-static int op_readdir(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_readdir(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	uint32_t count = r->u.read.count, used = 0;
 	unsigned int emitted = 0;
-	bool full = false;
+	bool full = false, at_root;
 	struct p9_fid *f;
 	int ret;
 
@@ -996,6 +1034,7 @@ static int op_readdir(struct p9_server *s, struct p9_req *r,
 		return -EMSGSIZE;
 	if (count > out->left - 4)
 		count = (uint32_t)(out->left - 4);
+	at_root = f->dev == s->root_dev && f->ino == s->root_ino;
 	if (lseek(f->ofd, (off_t)r->u.read.offset, SEEK_SET) < 0)
 		return neg_errno();
 	p9_put_u32(out, 0);
@@ -1014,6 +1053,10 @@ static int op_readdir(struct p9_server *s, struct p9_req *r,
 			size_t nl = strlen(d->d_name);
 			struct p9_qid q = { dirent_qid_type(d->d_type), 0,
 					    d->d_ino };
+
+			/* The root's ".." is itself: no host inode leaks out. */
+			if (at_root && !strcmp(d->d_name, ".."))
+				q.path = s->root_ino;
 			size_t esz = P9_QID_SIZE + 8 + 1 + 2 + nl;
 
 			if (used + esz > count) {
@@ -1096,8 +1139,7 @@ static int op_lock(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	return 0;
 }
 
-static int op_getlock(struct p9_server *s, struct p9_req *r,
-		      struct p9_cur *out)
+static int op_getlock(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 {
 	const char *cid = r->u.lock.client_id;
 	struct p9_fid *f;
@@ -1123,8 +1165,8 @@ static int op_getlock(struct p9_server *s, struct p9_req *r,
 		p9_put_u64(out, r->u.lock.length);
 		p9_put_u32(out, r->u.lock.proc_id);
 	} else {
-		type = fl.l_type == F_RDLCK ? P9_LOCK_TYPE_RDLCK
-					    : P9_LOCK_TYPE_WRLCK;
+		type = fl.l_type == F_RDLCK ? P9_LOCK_TYPE_RDLCK :
+					      P9_LOCK_TYPE_WRLCK;
 		p9_put_u8(out, type);
 		p9_put_u64(out, (uint64_t)fl.l_start);
 		p9_put_u64(out, (uint64_t)fl.l_len);
@@ -1165,8 +1207,8 @@ static int op_link(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 static int op_unlinkat(struct p9_server *s, struct p9_req *r,
 		       struct p9_cur *out)
 {
-	int flags = r->u.unlinkat.flags & P9_DOTL_AT_REMOVEDIR ? AT_REMOVEDIR
-							       : 0;
+	int flags =
+		r->u.unlinkat.flags & P9_DOTL_AT_REMOVEDIR ? AT_REMOVEDIR : 0;
 	struct p9_fid *d;
 	int ret;
 
@@ -1189,8 +1231,8 @@ static int op_renameat(struct p9_server *s, struct p9_req *r,
 	(void)out;
 	ret = get_dir(s, r->u.renameat.olddirfid, r->u.renameat.oldname, &od);
 	if (!ret)
-		ret = get_dir(s, r->u.renameat.newdirfid,
-			      r->u.renameat.newname, &nd);
+		ret = get_dir(s, r->u.renameat.newdirfid, r->u.renameat.newname,
+			      &nd);
 	if (ret)
 		return ret;
 	if (renameat(od->fd, r->u.renameat.oldname, nd->fd,
@@ -1240,10 +1282,14 @@ static int op_remove(struct p9_server *s, struct p9_req *r, struct p9_cur *out)
 	int ret, pfd;
 
 	(void)out;
-	ret = get_fid(s, r->u.fid.fid, &f);
-	if (ret)
-		return ret;
+	f = p9_fid_lookup(s->fids, r->u.fid.fid);
+	if (!f)
+		return -EBADF;
 	/* Tremove clunks the fid whatever the outcome. */
+	if (f->kind != P9_FID_FILE) {
+		ret = -EBADF;
+		goto out;
+	}
 	if (s->read_only) {
 		ret = -EROFS;
 		goto out;
@@ -1302,8 +1348,8 @@ static int xattr_fetch(int fd, const char *name, uint8_t **buf, size_t *len)
 	b = malloc((size_t)n + 1);
 	if (!b)
 		return -ENOMEM;
-	n = name[0] ? getxattr(path, name, b, (size_t)n)
-		    : listxattr(path, (char *)b, (size_t)n);
+	n = name[0] ? getxattr(path, name, b, (size_t)n) :
+		      listxattr(path, (char *)b, (size_t)n);
 	if (n < 0) {
 		/* ERANGE: it grew in between; the client may ask again. */
 		free(b);
@@ -1374,11 +1420,10 @@ static int op_xattrcreate(struct p9_server *s, struct p9_req *r,
 	ret = get_fid(s, r->u.xattrcreate.fid, &f);
 	if (ret)
 		return ret;
-	if (!xattr_name_ok(name) ||
-	    (f->type != S_IFREG && f->type != S_IFDIR))
+	if (!xattr_name_ok(name) || (f->type != S_IFREG && f->type != S_IFDIR))
 		return -EOPNOTSUPP;
-	if (r->u.xattrcreate.flags & ~(uint32_t)(P9_XATTR_CREATE |
-						 P9_XATTR_REPLACE))
+	if (r->u.xattrcreate.flags &
+	    ~(uint32_t)(P9_XATTR_CREATE | P9_XATTR_REPLACE))
 		return -EINVAL;
 	if (size > P9_XATTR_SIZE_MAX)
 		return -E2BIG;

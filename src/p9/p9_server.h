@@ -40,16 +40,16 @@ struct p9_fid_table;
 struct p9_req;
 
 struct p9_server {
-	int root_fd;       /* O_PATH|O_DIRECTORY on the share */
-	int proc_fd;       /* O_PATH on /proc/self/fd: reopens fids */
+	int root_fd; /* O_PATH|O_DIRECTORY on the share */
+	int proc_fd; /* O_PATH on /proc/self/fd: reopens fids */
 	dev_t root_dev;
 	ino_t root_ino;
 	bool read_only;
-	bool versioned;    /* a Tversion was answered */
-	uint32_t msize;    /* negotiated; P9_MSIZE_MAX until Tversion */
+	bool versioned; /* a Tversion was answered */
+	uint32_t msize; /* negotiated; P9_MSIZE_MAX until Tversion */
 	struct p9_fid_table *fids;
 	struct p9_req *req; /* the request being decoded */
-	void *dirbuf;      /* getdents64 buffer for Treaddir */
+	void *dirbuf; /* getdents64 buffer for Treaddir */
 	struct iovec *iov; /* scratch for preadv/pwritev (VQ_MAX_SEGS) */
 };
 
