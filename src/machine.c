@@ -189,6 +189,9 @@ int machine_build(struct machine *m, const struct config *cfg, char *err,
 		r = add_slot_devices(m, err, errlen);
 	if (r)
 		return r;
+	r = pci_bus_assign_bars(&m->pci);
+	if (r)
+		return fail(err, errlen, r, "PCI BARs (too many devices)", r);
 	if (cfg->have_uuid) {
 		memcpy(uuid, cfg->uuid, sizeof(uuid));
 	} else {

@@ -39,6 +39,28 @@ void pci_dev_init(struct pci_dev *dev, const char *name, uint16_t vendor,
 	/* Status error bits are write-1-to-clear. */
 	put16(&dev->w1cmask[PCI_STATUS], 0xf900);
 	dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
+	dev->cap_end = 0x40;
+	dev->last_cap = 0;
+	dev->cfg_written = NULL;
+	dev->bar_moved = NULL;
+}
+
+int pci_dev_add_cap(struct pci_dev *dev, const void *cap, unsigned int len)
+{
+	unsigned int at = (dev->cap_end + 3) & ~3U;
+
+	if (len < 2 || at + len > PCI_CFG_SIZE)
+		return -ENOSPC;
+	memcpy(&dev->cfg[at], cap, len);
+	dev->cfg[at + 1] = 0;
+	if (dev->last_cap)
+		dev->cfg[dev->last_cap + 1] = at;
+	else
+		dev->cfg[PCI_CAP_PTR] = at;
+	dev->cfg[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+	dev->last_cap = at;
+	dev->cap_end = at + len;
+	return at;
 }
 
 void pci_dev_add_bar(struct pci_dev *dev, int idx, enum pci_bar_type type,
@@ -114,6 +136,8 @@ static void update_bars(struct pci_bus *bus, struct pci_dev *dev)
 			warn_ratelimited("%s: BAR%d at 0x%llx overlaps another "
 					 "device: not mapped",
 					 dev->name, i, (unsigned long long)addr);
+		if (dev->bar_moved)
+			dev->bar_moved(dev, i, bar->mapped_at);
 	}
 }
 
@@ -269,7 +293,43 @@ void pci_bus_detach(struct pci_bus *bus)
 							 &bus->vm->mmio,
 						 bar->mapped_at);
 				bar->mapped_at = 0;
+				if (dev->bar_moved)
+					dev->bar_moved(dev, i, 0);
 			}
 		}
 	}
+}
+
+int pci_bus_assign_bars(struct pci_bus *bus)
+{
+	uint64_t next = LAYOUT_PCI_MMIO;
+	unsigned int s, f;
+	int i;
+
+	for (s = 0; s < PCI_SLOTS; s++) {
+		for (f = 0; f < PCI_FUNCS; f++) {
+			struct pci_dev *dev = bus->devs[s][f];
+
+			for (i = 0; dev && i < PCI_NR_BARS; i++) {
+				struct pci_bar *bar = &dev->bars[i];
+				uint64_t at;
+
+				if (bar->type != PCI_BAR_MEM32 &&
+				    bar->type != PCI_BAR_MEM64)
+					continue;
+				if (bar_address(dev, i))
+					continue;
+				at = (next + bar->size - 1) & ~(bar->size - 1);
+				if (at + bar->size > LAYOUT_PCI_MMIO_END)
+					return -ENOSPC;
+				put32(&dev->cfg[PCI_BAR0 + 4 * i],
+				      (uint32_t)at |
+					      (bar->type == PCI_BAR_MEM64 ? 4 : 0));
+				if (bar->type == PCI_BAR_MEM64)
+					put32(&dev->cfg[PCI_BAR0 + 4 * i + 4], 0);
+				next = at + bar->size;
+			}
+		}
+	}
+	return 0;
 }

@@ -67,6 +67,10 @@ struct pci_dev {
 	/* Optional: called after a guest write to config space. */
 	void (*cfg_written)(struct pci_dev *dev, unsigned int offset,
 			    unsigned int len);
+	/* Optional: BAR @idx now decodes at @addr (0: no longer decoded). */
+	void (*bar_moved)(struct pci_dev *dev, int idx, uint64_t addr);
+	uint8_t cap_end;  /* next free config byte for capabilities */
+	uint8_t last_cap; /* offset of the last capability, 0 if none */
 	void *opaque;
 };
 
@@ -87,6 +91,11 @@ void pci_dev_init(struct pci_dev *dev, const char *name, uint16_t vendor,
 /* Give BAR @idx a @size-byte region served by @fn (MEM64 uses idx and idx+1). */
 void pci_dev_add_bar(struct pci_dev *dev, int idx, enum pci_bar_type type,
 		     uint64_t size, iobus_fn fn, void *opaque);
+/*
+ * Append a capability (@len bytes starting with its ID byte; the next
+ * pointer is filled in) to the list; returns its config offset, or -ENOSPC.
+ */
+int pci_dev_add_cap(struct pci_dev *dev, const void *cap, unsigned int len);
 /* Read @len (1, 2, 4) bytes of config space at @offset, little-endian. */
 uint32_t pci_cfg_read(struct pci_dev *dev, unsigned int offset, unsigned int len);
 /* Guest write: honours the masks, moves BARs, calls cfg_written. */
@@ -101,6 +110,11 @@ int pci_bus_add(struct pci_bus *bus, struct pci_dev *dev) __must_check;
 /* The device at @slot/@func or NULL. */
 struct pci_dev *pci_bus_find(struct pci_bus *bus, unsigned int slot,
 			     unsigned int func);
+/*
+ * Give every memory BAR not yet placed an address in the 32-bit PCI window,
+ * as firmware would, so the guest finds its devices ready to use.
+ */
+int pci_bus_assign_bars(struct pci_bus *bus) __must_check;
 /* Unmap BARs (at exit). */
 void pci_bus_detach(struct pci_bus *bus);
 

@@ -175,6 +175,8 @@ void vm_create(struct vm *vm, const struct vm_options *opts)
 		die_errno("KVM_CREATE_IRQCHIP");
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		die_errno("KVM_CREATE_PIT2");
+	if (irq_routing_init(&vm->irq_routing, vm->vm_fd))
+		die("out of memory for the interrupt routing table");
 
 	/* Unknown MSRs come to user space so -w can decide what they do. */
 	enable_cap(vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_UNKNOWN);
@@ -276,6 +278,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->bootrom)
 		munmap(vm->bootrom, vm->bootrom_size);
 	guest_mem_exit(&vm->mem);
+	irq_routing_exit(&vm->irq_routing);
 	free(vm->cpuid);
 	free(vm->msrs);
 	if (vm->stop_efd >= 0)

@@ -18,6 +18,7 @@
 
 #include "core/guest_mem.h"
 #include "core/iobus.h"
+#include "core/irq_routing.h"
 
 /* HyperKit's exit statuses. */
 enum vm_stop_reason {
@@ -50,6 +51,7 @@ struct vm {
 	struct guest_mem mem;
 	struct iobus pio;
 	struct iobus mmio;
+	struct irq_routing irq_routing; /* MSI routes for irqfd */
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid;   /* KVM_GET_SUPPORTED_CPUID */

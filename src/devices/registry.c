@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/virtio_rnd.h"
 #include "machine.h"
 
 static const struct emulation emulations[] = {
@@ -19,7 +20,7 @@ static const struct emulation emulations[] = {
 	{ "virtio-vpnkit", NULL },
 	{ "virtio-sock", NULL },
 	{ "virtio-vsock", NULL },
-	{ "virtio-rnd", NULL },
+	{ "virtio-rnd", virtio_rnd_create },
 	{ "virtio-9p", NULL },
 	{ "virtio-balloon", NULL },
 };

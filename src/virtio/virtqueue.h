@@ -21,16 +21,14 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <linux/virtio_ring.h>
+
 #include "core/guest_mem.h"
 #include "core/log.h"
 
 #define VQ_MAX_SIZE 32768
 /* At most this many buffers in one chain (direct + indirect), as IOV_MAX. */
 #define VQ_MAX_SEGS 1024
-
-struct vring_desc_le;
-struct vring_avail_le;
-struct vring_used_le;
 
 struct virtqueue {
 	const struct guest_mem *mem;
@@ -43,14 +41,15 @@ struct virtqueue {
 	bool event_idx;
 	bool indirect;
 	/* Ring state. */
-	struct vring_desc_le *desc;
-	struct vring_avail_le *avail;
-	struct vring_used_le *used;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
 	uint16_t last_avail;   /* next avail entry the device will read */
 	uint16_t used_idx;     /* next used entry the device will write */
 	uint16_t signalled_used; /* used_idx at the last interrupt */
 	bool signalled_valid;
 	bool broken;           /* a bad chain was seen: no more pops */
+	bool notify_off;       /* vq_set_notification(false) in force */
 	unsigned int index;    /* queue number within its device */
 };
 
