@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/virtio_blk.h"
 #include "devices/virtio_rnd.h"
 #include "machine.h"
 
@@ -12,7 +13,7 @@ static const struct emulation emulations[] = {
 	{ "hostbridge", machine_add_hostbridge },
 	{ "amd_hostbridge", machine_add_hostbridge },
 	{ "lpc", machine_add_lpc },
-	{ "virtio-blk", NULL },
+	{ "virtio-blk", virtio_blk_create },
 	{ "ahci-hd", NULL },
 	{ "ahci-cd", NULL },
 	{ "virtio-net", NULL },
