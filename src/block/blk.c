@@ -251,6 +251,24 @@ static bool file_can_discard(struct blk *b)
 			  (off_t)b->size, 4096);
 }
 
+/*
+ * With O_DIRECT, the file system's offset alignment for direct I/O
+ * (statx, Linux 6.1) is the smallest sector that works.
+ */
+static uint32_t dio_alignment(struct blk *b, uint32_t dflt)
+{
+	struct statx sx;
+
+	if (statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) ||
+	    !(sx.stx_mask & STATX_DIOALIGN))
+		return dflt;
+	if (sx.stx_dio_offset_align > dflt &&
+	    is_pow2(sx.stx_dio_offset_align) &&
+	    sx.stx_dio_offset_align <= BLK_MAX_BLOCK)
+		return sx.stx_dio_offset_align;
+	return dflt;
+}
+
 /* Size and sector sizes from the file or device. */
 static int read_geometry(struct blk *b, const struct stat *st, char *err,
 			 size_t errlen)
@@ -276,13 +294,6 @@ static int read_geometry(struct blk *b, const struct stat *st, char *err,
 			dev_physical = pss;
 		else
 			dev_physical = dev_logical;
-		if (o->logical_block && (o->logical_block < dev_logical ||
-					 o->logical_block % dev_logical)) {
-			snprintf(err, errlen, "%s: sectorsize=%u is smaller than "
-				 "the device's %u-byte sectors", b->path,
-				 o->logical_block, dev_logical);
-			return -EINVAL;
-		}
 		b->can_discard = blockdev_can_discard(st->st_rdev);
 	} else {
 		b->size = (uint64_t)st->st_size;
@@ -291,7 +302,20 @@ static int read_geometry(struct blk *b, const struct stat *st, char *err,
 		    st->st_blksize <= BLK_MAX_BLOCK)
 			dev_physical = (uint32_t)st->st_blksize;
 		b->can_discard = true;
+		if (o->nocache)
+			dev_logical = dio_alignment(b, dev_logical);
 	}
+	/* Smaller sectors than the device's (or O_DIRECT's) cannot work. */
+	if (o->logical_block && (o->logical_block < dev_logical ||
+				 o->logical_block % dev_logical)) {
+		snprintf(err, errlen, "%s: sectorsize=%u is smaller than the "
+			 "%u bytes %s", b->path, o->logical_block, dev_logical,
+			 b->is_blockdev ? "of the device's sectors" :
+					  "direct I/O needs (nocache)");
+		return -EINVAL;
+	}
+	if (dev_physical < dev_logical)
+		dev_physical = dev_logical;
 	b->logical_block = o->logical_block ? o->logical_block : dev_logical;
 	b->physical_block = o->physical_block ? o->physical_block :
 						dev_physical;

@@ -77,7 +77,7 @@ static int attach(struct fixture *f, const struct blk_options *o,
 }
 
 static int setup_opts(void **state, bool ro, unsigned int nr_queues,
-		      uint32_t sectorsize)
+		      uint32_t sectorsize, bool nocache)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct blk_options o = { .discard = true };
@@ -89,6 +89,7 @@ static int setup_opts(void **state, bool ro, unsigned int nr_queues,
 	make_disk(f->path, sizeof(f->path));
 	o.path = f->path;
 	o.read_only = ro;
+	o.nocache = nocache;
 	o.engine = f->kind;
 	o.logical_block = sectorsize;
 	o.physical_block = sectorsize;
@@ -100,22 +101,27 @@ static int setup_opts(void **state, bool ro, unsigned int nr_queues,
 
 static int setup(void **state)
 {
-	return setup_opts(state, false, 1, 0);
+	return setup_opts(state, false, 1, 0, false);
 }
 
 static int setup_ro(void **state)
 {
-	return setup_opts(state, true, 1, 0);
+	return setup_opts(state, true, 1, 0, false);
 }
 
 static int setup_2q(void **state)
 {
-	return setup_opts(state, false, 2, 0);
+	return setup_opts(state, false, 2, 0, false);
 }
 
 static int setup_4k(void **state)
 {
-	return setup_opts(state, false, 1, 4096);
+	return setup_opts(state, false, 1, 4096, false);
+}
+
+static int setup_nocache(void **state)
+{
+	return setup_opts(state, false, 1, 0, true);
 }
 
 static int teardown(void **state)
@@ -835,6 +841,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		BOTH(features_and_config, setup),
 		BOTH(read_write, setup),
+		BOTH(read_write, setup_nocache),
 		BOTH(discard_and_write_zeroes, setup),
 		BOTH(features_not_negotiated, setup),
 		BOTH(read_only, setup_ro),

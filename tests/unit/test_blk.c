@@ -188,6 +188,42 @@ static void read_write(void **state)
 	free(path);
 }
 
+/* O_DIRECT (nocache) and O_DSYNC (direct/sync) on a disk file system. */
+static void nocache_and_sync(void **state)
+{
+	enum blk_engine_kind kind = *(const enum blk_engine_kind *)*state;
+	char *path = make_file(1 << 20, true);
+	struct blk_options o = { .path = path, .engine = kind, .discard = true,
+				 .nocache = true, .sync = true };
+	uint8_t *w = NULL, *r = NULL, file[65536];
+	char err[256];
+	struct blk b;
+
+	assert_int_equal(posix_memalign((void **)&w, 4096, 65536), 0);
+	assert_int_equal(posix_memalign((void **)&r, 4096, 65536), 0);
+	if (blk_open(&b, &o, err, sizeof(err)))
+		fail_msg("blk_open: %s", err);
+	assert_true(fcntl(b.fd, F_GETFL) & O_DIRECT);
+	assert_true(fcntl(b.fd, F_GETFL) & O_DSYNC);
+	assert_false(fcntl(b.fd, F_GETFL) & O_NONBLOCK);
+	fill_pattern(w, 65536, 21);
+	assert_int_equal(rw(&b, BLK_OP_WRITE, 65536, w, 65536), 0);
+	assert_int_equal(rw(&b, BLK_OP_READ, 65536, r, 65536), 0);
+	assert_memory_equal(r, w, 65536);
+	pread_all(path, 65536, file, sizeof(file));
+	assert_memory_equal(file, w, 65536);
+	assert_int_equal(run(&b, BLK_OP_WRITE_ZEROES, 65536, 4096, NULL, 0), 0);
+	assert_int_equal(rw(&b, BLK_OP_READ, 65536, r, 4096), 0);
+	assert_int_equal(r[0], 0);
+	assert_int_equal(r[4095], 0);
+	assert_int_equal(run(&b, BLK_OP_FLUSH, 0, 0, NULL, 0), 0);
+	blk_close(&b);
+	unlink(path);
+	free(path);
+	free(w);
+	free(r);
+}
+
 /* More iovecs than one system call takes: continued where it stopped. */
 static void many_iovecs(void **state)
 {
@@ -711,6 +747,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		BOTH(read_write),
 		BOTH(many_iovecs),
+		BOTH(nocache_and_sync),
 		BOTH(discard_and_zeroes),
 		BOTH(read_only),
 		BOTH(bad_requests),
