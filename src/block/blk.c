@@ -99,7 +99,8 @@ void blk_iov_zero(const struct iovec *iov, unsigned int cnt, uint64_t skip)
 			skip -= iov[i].iov_len;
 			continue;
 		}
-		memset((char *)iov[i].iov_base + skip, 0, iov[i].iov_len - skip);
+		memset((char *)iov[i].iov_base + skip, 0,
+		       iov[i].iov_len - skip);
 		skip = 0;
 	}
 }
@@ -194,25 +195,30 @@ static int open_error(const struct blk_options *opts, int e, char *err,
 		snprintf(err, errlen, "%s: no such file", p);
 		break;
 	case EISDIR:
-		snprintf(err, errlen, "%s: is a directory, not a disk image", p);
+		snprintf(err, errlen, "%s: is a directory, not a disk image",
+			 p);
 		break;
 	case EACCES:
 	case EPERM:
 		if (opts->read_only)
-			snprintf(err, errlen, "%s: permission denied for reading",
-				 p);
+			snprintf(err, errlen,
+				 "%s: permission denied for reading", p);
 		else
-			snprintf(err, errlen, "%s: permission denied for reading "
-				 "and writing (add ,ro to open it read-only)", p);
+			snprintf(err, errlen,
+				 "%s: permission denied for reading "
+				 "and writing (add ,ro to open it read-only)",
+				 p);
 		break;
 	case EROFS:
-		snprintf(err, errlen, "%s: on a read-only file system (add ,ro)",
-			 p);
+		snprintf(err, errlen,
+			 "%s: on a read-only file system (add ,ro)", p);
 		break;
 	case EINVAL:
 		if (opts->nocache) {
-			snprintf(err, errlen, "%s: its file system does not "
-				 "support nocache (O_DIRECT)", p);
+			snprintf(err, errlen,
+				 "%s: its file system does not "
+				 "support nocache (O_DIRECT)",
+				 p);
 			break;
 		}
 		/* fall through */
@@ -284,8 +290,10 @@ static int read_geometry(struct blk *b, const struct stat *st, char *err,
 		if (ioctl(b->fd, BLKGETSIZE64, &b->size) < 0 ||
 		    ioctl(b->fd, BLKSSZGET, &lss) < 0 ||
 		    ioctl(b->fd, BLKPBSZGET, &pss) < 0) {
-			snprintf(err, errlen, "%s: cannot read the block "
-				 "device's size: %s", b->path, strerror(errno));
+			snprintf(err, errlen,
+				 "%s: cannot read the block "
+				 "device's size: %s",
+				 b->path, strerror(errno));
 			return -errno;
 		}
 		if (lss >= 512 && is_pow2((uint32_t)lss))
@@ -308,8 +316,10 @@ static int read_geometry(struct blk *b, const struct stat *st, char *err,
 	/* Smaller sectors than the device's (or O_DIRECT's) cannot work. */
 	if (o->logical_block && (o->logical_block < dev_logical ||
 				 o->logical_block % dev_logical)) {
-		snprintf(err, errlen, "%s: sectorsize=%u is smaller than the "
-			 "%u bytes %s", b->path, o->logical_block, dev_logical,
+		snprintf(err, errlen,
+			 "%s: sectorsize=%u is smaller than the "
+			 "%u bytes %s",
+			 b->path, o->logical_block, dev_logical,
 			 b->is_blockdev ? "of the device's sectors" :
 					  "direct I/O needs (nocache)");
 		return -EINVAL;
@@ -317,8 +327,8 @@ static int read_geometry(struct blk *b, const struct stat *st, char *err,
 	if (dev_physical < dev_logical)
 		dev_physical = dev_logical;
 	b->logical_block = o->logical_block ? o->logical_block : dev_logical;
-	b->physical_block = o->physical_block ? o->physical_block :
-						dev_physical;
+	b->physical_block =
+		o->physical_block ? o->physical_block : dev_physical;
 	if (b->physical_block < b->logical_block)
 		b->physical_block = b->logical_block;
 	return 0;
@@ -368,8 +378,8 @@ static int choose_format(struct blk *b, char *err, size_t errlen)
 
 static int start_engine(struct blk *b, char *err, size_t errlen)
 {
-	unsigned int depth = b->opts.queue_depth ? b->opts.queue_depth :
-						   BLK_DEFAULT_DEPTH;
+	unsigned int depth =
+		b->opts.queue_depth ? b->opts.queue_depth : BLK_DEFAULT_DEPTH;
 	int r;
 
 	switch (b->opts.engine) {
@@ -417,9 +427,10 @@ int blk_open(struct blk *b, const struct blk_options *opts, char *err,
 	if (opts->logical_block &&
 	    (!is_pow2(opts->logical_block) || opts->logical_block < 512 ||
 	     opts->logical_block > BLK_MAX_BLOCK ||
-	     (opts->physical_block && (!is_pow2(opts->physical_block) ||
-				       opts->physical_block < opts->logical_block ||
-				       opts->physical_block > BLK_MAX_BLOCK)))) {
+	     (opts->physical_block &&
+	      (!is_pow2(opts->physical_block) ||
+	       opts->physical_block < opts->logical_block ||
+	       opts->physical_block > BLK_MAX_BLOCK)))) {
 		snprintf(err, errlen, "%s: bad sector size %u/%u", b->path,
 			 opts->logical_block, opts->physical_block);
 		return -EINVAL;
@@ -474,9 +485,11 @@ int blk_open(struct blk *b, const struct blk_options *opts, char *err,
 	if (r)
 		goto err_engine;
 	if (b->size % b->logical_block) {
-		snprintf(err, errlen, "%s: its size (%llu bytes) is not a "
-			 "multiple of the %u-byte sector size", b->path,
-			 (unsigned long long)b->size, b->logical_block);
+		snprintf(err, errlen,
+			 "%s: its size (%llu bytes) is not a "
+			 "multiple of the %u-byte sector size",
+			 b->path, (unsigned long long)b->size,
+			 b->logical_block);
 		r = -EINVAL;
 		goto err_format;
 	}

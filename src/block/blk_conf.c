@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONF_OPTIONS "ro, nocache, direct, sync, nodelete, sectorsize=, " \
-		     "format=, discard=, engine=, qcow-config="
+#define CONF_OPTIONS                                         \
+	"ro, nocache, direct, sync, nodelete, sectorsize=, " \
+	"format=, discard=, engine=, qcow-config="
 
 static int parse_bool(const char *v, bool *out)
 {
@@ -81,12 +82,16 @@ static int parse_qcow_config(char *v, struct blk_options *o, char *err,
 			     size_t errlen)
 {
 	static const char *const ignored[] = {
-		"compact_after_unmaps", "compact_ms", "check_on_connect",
-		"runtime_asserts", "keep_erased",
+		"compact_after_unmaps",
+		"compact_ms",
+		"check_on_connect",
+		"runtime_asserts",
+		"keep_erased",
 	};
 	char *save = NULL, *kv;
 
-	for (kv = strtok_r(v, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+	for (kv = strtok_r(v, ";", &save); kv;
+	     kv = strtok_r(NULL, ";", &save)) {
 		char *val = strchr(kv, '=');
 		bool known = false, b;
 		size_t i;
@@ -169,17 +174,18 @@ static int parse_uri(char *uri, struct blk_conf *c, char *err, size_t errlen)
 			    !strcmp(val, "os") || !strcmp(val, "drive"))) {
 			continue;
 		} else {
-			snprintf(err, errlen, "file://%s: unknown or bad "
+			snprintf(err, errlen,
+				 "file://%s: unknown or bad "
 				 "parameter '%s' (expected sync=0|1, "
-				 "buffered=0|1)", c->path, kv);
+				 "buffered=0|1)",
+				 c->path, kv);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-static int parse_option(char *opt, struct blk_conf *c, char *err,
-			size_t errlen)
+static int parse_option(char *opt, struct blk_conf *c, char *err, size_t errlen)
 {
 	struct blk_options *o = &c->opts;
 	char *val = strchr(opt, '=');
@@ -246,8 +252,10 @@ int blk_conf_parse(const char *conf, struct blk_conf *c, char *err,
 	c->opts.engine = BLK_ENGINE_AUTO;
 	c->opts.format = BLK_FORMAT_AUTO;
 	if (!conf || !*conf || *conf == ',') {
-		snprintf(err, errlen, "a disk image path is required "
-			 "(PATH[,ro][,nocache][,direct][,sectorsize=L[/P]]...)");
+		snprintf(
+			err, errlen,
+			"a disk image path is required "
+			"(PATH[,ro][,nocache][,direct][,sectorsize=L[/P]]...)");
 		return -EINVAL;
 	}
 	copy = strdup(conf);

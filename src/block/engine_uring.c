@@ -34,8 +34,8 @@
 
 struct uring_slot {
 	struct blk_req *req;
-	uint64_t done;       /* bytes read or written so far */
-	struct iovec *rest;  /* what is left after a short transfer */
+	uint64_t done; /* bytes read or written so far */
+	struct iovec *rest; /* what is left after a short transfer */
 	unsigned int rest_cnt;
 	unsigned int next_free;
 };
@@ -109,9 +109,9 @@ static int uring_issue(struct blk *b, struct uring *u, unsigned int idx)
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
 		break;
 	case BLK_OP_DISCARD:
-		io_uring_prep_fallocate(sqe, b->fd,
-					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					req->offset, req->len);
+		io_uring_prep_fallocate(
+			sqe, b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			req->offset, req->len);
 		break;
 	case BLK_OP_WRITE_ZEROES:
 		io_uring_prep_fallocate(sqe, b->fd, FALLOC_FL_ZERO_RANGE,
@@ -209,8 +209,7 @@ static void uring_rw_done(struct blk *b, struct uring *u, unsigned int idx,
 		uring_finish(b, u, idx, -EIO);
 }
 
-static void uring_cqe(struct blk *b, struct uring *u, unsigned int idx,
-		      int res)
+static void uring_cqe(struct blk *b, struct uring *u, unsigned int idx, int res)
 {
 	struct blk_req *req = u->slots[idx].req;
 

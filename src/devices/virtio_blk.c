@@ -50,14 +50,14 @@ struct vblk_queue {
 	unsigned int index;
 	struct ev_handler kick;
 	bool watching;
-	bool pushed;     /* used entries since the last interrupt decision */
+	bool pushed; /* used entries since the last interrupt decision */
 };
 
 struct vblk_io {
 	struct blk_req req;
 	struct vblk_queue *q;
-	uint8_t *status;      /* the chain's last writable byte */
-	uint32_t written;     /* bytes written into the chain on success */
+	uint8_t *status; /* the chain's last writable byte */
+	uint32_t written; /* bytes written into the chain on success */
 	struct vblk_io *next_free;
 	struct vq_elem elem;
 };
@@ -68,7 +68,7 @@ struct virtio_blk {
 	struct blk blk;
 	struct ev_handler blk_ev;
 	bool watching_blk;
-	int start_err;  /* vblk_start's result */
+	int start_err; /* vblk_start's result */
 	struct vblk_queue queues[VIRTIO_MAX_QUEUES];
 	struct vblk_io *free_ios;
 	uint8_t config[VBLK_CONFIG_SIZE];
@@ -120,8 +120,9 @@ static void io_done(struct blk_req *req, int result)
 
 	if (result && result != -EOPNOTSUPP)
 		warn_ratelimited("%s: %s at byte %llu: %s", io->q->vb->name,
-				 req->op == BLK_OP_READ ? "read" :
-				 req->op == BLK_OP_WRITE ? "write" : "request",
+				 req->op == BLK_OP_READ	 ? "read" :
+				 req->op == BLK_OP_WRITE ? "write" :
+							   "request",
 				 (unsigned long long)req->offset,
 				 strerror(-result));
 	io_finish(io, status_of(result));
@@ -250,7 +251,8 @@ static int parse_req(struct virtio_blk *vb, struct vblk_io *io)
 		len = e->in_len - 1 < VBLK_ID_BYTES ? e->in_len - 1 :
 						      VBLK_ID_BYTES;
 		io->written = (uint32_t)iov_from_buf(in, e->in_num, 0,
-						     vb->serial, len) + 1;
+						     vb->serial, len) +
+			      1;
 		return 1;
 	case VIRTIO_BLK_T_DISCARD:
 		if (!virtio_dev_has_feature(&vb->vdev, VIRTIO_BLK_F_DISCARD))
@@ -288,7 +290,8 @@ static void handle(struct virtio_blk *vb, struct vblk_queue *q,
 		q->pushed = true;
 		io_put(vb, io);
 		vb->vdev.vqs[q->index].broken = true;
-		virtio_dev_set_needs_reset(&vb->vdev, "request without a "
+		virtio_dev_set_needs_reset(&vb->vdev,
+					   "request without a "
 					   "header or a status byte");
 		return;
 	}
@@ -375,9 +378,9 @@ static void vblk_start(void *arg)
 
 		if (!vb->vdev.vqs[i].enabled)
 			continue;
-		vb->start_err = evloop_add(&vb->io.loop, &q->kick,
-					   vb->vdev.kick_fd[i], EPOLLIN,
-					   serve_queue, q);
+		vb->start_err =
+			evloop_add(&vb->io.loop, &q->kick, vb->vdev.kick_fd[i],
+				   EPOLLIN, serve_queue, q);
 		if (vb->start_err)
 			return;
 		q->watching = true;
@@ -421,8 +424,8 @@ static void vblk_reset(struct virtio_dev *dev)
 	iothread_call(&vb->io, vblk_stop, vb);
 }
 
-static void vblk_config_read(struct virtio_dev *dev, uint32_t offset,
-			     void *buf, uint32_t len)
+static void vblk_config_read(struct virtio_dev *dev, uint32_t offset, void *buf,
+			     uint32_t len)
 {
 	struct virtio_blk *vb = dev->opaque;
 
@@ -430,7 +433,8 @@ static void vblk_config_read(struct virtio_dev *dev, uint32_t offset,
 	if (offset < sizeof(vb->config))
 		memcpy(buf, vb->config + offset,
 		       len < sizeof(vb->config) - offset ?
-			       len : sizeof(vb->config) - offset);
+			       len :
+			       sizeof(vb->config) - offset);
 }
 
 /* Nothing is writable: no VIRTIO_BLK_F_CONFIG_WCE (flush is always honoured). */
@@ -471,11 +475,11 @@ static void fill_config(struct virtio_blk *vb, uint16_t queue_size)
 	c.capacity = htole64(b->size / VBLK_SECTOR);
 	c.seg_max = htole32(queue_size - 2);
 	c.blk_size = htole32(b->logical_block);
-	c.physical_block_exp = (uint8_t)log2u(b->physical_block /
-					      b->logical_block);
+	c.physical_block_exp =
+		(uint8_t)log2u(b->physical_block / b->logical_block);
 	c.alignment_offset = 0;
-	c.min_io_size = htole16((uint16_t)(b->physical_block /
-					   b->logical_block));
+	c.min_io_size =
+		htole16((uint16_t)(b->physical_block / b->logical_block));
 	c.opt_io_size = htole32(0);
 	c.num_queues = htole16((uint16_t)vb->vdev.nr_queues);
 	c.max_discard_sectors = htole32(VBLK_MAX_DWZ_SECTORS);

@@ -26,7 +26,8 @@ int virtio_blk_create(struct machine *m, const struct slot_config *sc,
  */
 int virtio_blk_init(struct virtio_blk **out, const char *name,
 		    const struct guest_mem *mem, const struct blk_options *opts,
-		    unsigned int nr_queues, char *err, size_t errlen) __must_check;
+		    unsigned int nr_queues, char *err,
+		    size_t errlen) __must_check;
 struct virtio_dev *virtio_blk_dev(struct virtio_blk *vb);
 /* The backend, for tests that look at the disk underneath. */
 struct blk *virtio_blk_backend(struct virtio_blk *vb);

@@ -174,7 +174,8 @@ static struct req post(struct fixture *f, unsigned int q, uint32_t type,
 	bufs[n++] = (struct vdriver_buf){ r.hdr, 16 };
 	for (i = 0; i < nseg; i++)
 		bufs[n++] = (struct vdriver_buf){
-			r.data + i * seg, i + 1 == nseg ? len - i * seg : seg };
+			r.data + i * seg, i + 1 == nseg ? len - i * seg : seg
+		};
 	bufs[n++] = (struct vdriver_buf){ r.status, 1 };
 	if (writable)
 		r.head = vdriver_post(&f->d, q, bufs, 1, bufs + 1, n - 1,
@@ -220,8 +221,9 @@ static uint8_t do_req(struct fixture *f, uint32_t type, uint64_t sector,
 static uint8_t dwz(struct fixture *f, uint32_t type, uint64_t sector,
 		   uint32_t n, uint32_t flags)
 {
-	struct virtio_blk_discard_write_zeroes seg = {
-		.sector = sector, .num_sectors = n, .flags = flags };
+	struct virtio_blk_discard_write_zeroes seg = { .sector = sector,
+						       .num_sectors = n,
+						       .flags = flags };
 
 	return do_req(f, type, 0, &seg, sizeof(seg), NULL, NULL);
 }
@@ -300,8 +302,8 @@ static void features_and_config(void **state)
 	assert_int_equal(*(uint32_t *)&c, (uint32_t)(DISK_SIZE / 512));
 
 	start(f, ALL_FEATURES);
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_GET_ID, 0, NULL, 20, id,
-				&used), VIRTIO_BLK_S_OK);
+	assert_int_equal(do_req(f, VIRTIO_BLK_T_GET_ID, 0, NULL, 20, id, &used),
+			 VIRTIO_BLK_S_OK);
 	assert_int_equal(used, 21);
 	assert_memory_equal(id, "KHYVE-", 6);
 }
@@ -334,9 +336,10 @@ static void read_write(void **state)
 	assert_int_equal(r[0], 0xa5);
 	assert_int_equal(r[4095], 0xa5);
 	assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, DISK_SIZE / 512 - 1, w,
-				512, NULL, NULL), VIRTIO_BLK_S_OK);
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL,
-				&used), VIRTIO_BLK_S_OK);
+				512, NULL, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(do_req(f, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL, &used),
+			 VIRTIO_BLK_S_OK);
 	assert_int_equal(used, 1);
 	file_read(f, DISK_SIZE - 512, file, 512);
 	assert_memory_equal(file, w, 512);
@@ -375,8 +378,9 @@ static void discard_and_write_zeroes(void **state)
 			 VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(dwz(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0x80),
 			 VIRTIO_BLK_S_UNSUPP);
-	assert_int_equal(dwz(f, VIRTIO_BLK_T_DISCARD, DISK_SIZE / 512 - 4, 8,
-			     0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		dwz(f, VIRTIO_BLK_T_DISCARD, DISK_SIZE / 512 - 4, 8, 0),
+		VIRTIO_BLK_S_IOERR);
 	{
 		struct virtio_blk_discard_write_zeroes two[2] = {
 			{ .sector = 0, .num_sectors = 8 },
@@ -386,8 +390,9 @@ static void discard_and_write_zeroes(void **state)
 		assert_int_equal(do_req(f, VIRTIO_BLK_T_DISCARD, 0, two,
 					sizeof(two), NULL, NULL),
 				 VIRTIO_BLK_S_IOERR);
-		assert_int_equal(do_req(f, VIRTIO_BLK_T_DISCARD, 0, two, 12,
-					NULL, NULL), VIRTIO_BLK_S_IOERR);
+		assert_int_equal(
+			do_req(f, VIRTIO_BLK_T_DISCARD, 0, two, 12, NULL, NULL),
+			VIRTIO_BLK_S_IOERR);
 	}
 	assert_false(needs_reset(f));
 }
@@ -416,8 +421,9 @@ static void read_only(void **state)
 		     VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
 	start(f, ALL_FEATURES);
 	memset(w, 0x3c, sizeof(w));
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, 0, w, sizeof(w), NULL,
-				NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		do_req(f, VIRTIO_BLK_T_OUT, 0, w, sizeof(w), NULL, NULL),
+		VIRTIO_BLK_S_IOERR);
 	assert_int_equal(dwz(f, VIRTIO_BLK_T_DISCARD, 0, 8, 0),
 			 VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(dwz(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0),
@@ -444,14 +450,18 @@ static void bad_requests(void **state)
 	/* Sector ranges off the end. */
 	assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, cap, NULL, 512, NULL, NULL),
 			 VIRTIO_BLK_S_IOERR);
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, cap - 1, NULL, 1024, NULL,
-				NULL), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, cap - 4, buf, 4096, NULL,
-				NULL), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, UINT64_MAX, NULL, 512,
-				NULL, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		do_req(f, VIRTIO_BLK_T_IN, cap - 1, NULL, 1024, NULL, NULL),
+		VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		do_req(f, VIRTIO_BLK_T_OUT, cap - 4, buf, 4096, NULL, NULL),
+		VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		do_req(f, VIRTIO_BLK_T_IN, UINT64_MAX, NULL, 512, NULL, NULL),
+		VIRTIO_BLK_S_IOERR);
 	assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, (1ULL << 63) / 256, buf,
-				512, NULL, NULL), VIRTIO_BLK_S_IOERR);
+				512, NULL, NULL),
+			 VIRTIO_BLK_S_IOERR);
 	/* Not whole sectors. */
 	assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, 0, NULL, 100, NULL, NULL),
 			 VIRTIO_BLK_S_IOERR);
@@ -466,8 +476,9 @@ static void bad_requests(void **state)
 	{
 		uint32_t used;
 
-		assert_int_equal(do_req(f, VIRTIO_BLK_T_GET_ID, 0, NULL, 5, buf,
-					&used), VIRTIO_BLK_S_OK);
+		assert_int_equal(
+			do_req(f, VIRTIO_BLK_T_GET_ID, 0, NULL, 5, buf, &used),
+			VIRTIO_BLK_S_OK);
 		assert_int_equal(used, 6);
 		assert_memory_equal(buf, "KHYVE", 5);
 	}
@@ -500,8 +511,9 @@ static void many_in_flight(struct fixture *f, unsigned int q, unsigned int n,
 		uint16_t head;
 		uint32_t len;
 
-		assert_int_equal(vdriver_wait_used(&f->d, q, &head, &len,
-						   TIMEOUT_MS), 1);
+		assert_int_equal(
+			vdriver_wait_used(&f->d, q, &head, &len, TIMEOUT_MS),
+			1);
 		for (i = 0; i < n && (seen[i] || reqs[i].head != head); i++)
 			;
 		assert_true(i < n);
@@ -521,15 +533,16 @@ static void many_in_flight(struct fixture *f, unsigned int q, unsigned int n,
 		uint16_t head;
 		uint32_t len;
 
-		assert_int_equal(vdriver_wait_used(&f->d, q, &head, &len,
-						   TIMEOUT_MS), 1);
+		assert_int_equal(
+			vdriver_wait_used(&f->d, q, &head, &len, TIMEOUT_MS),
+			1);
 		for (i = 0; i < n && (seen[i] || reqs[i].head != head); i++)
 			;
 		assert_true(i < n);
 		seen[i] = true;
 		assert_int_equal(len, 4097);
-		assert_memory_equal(gptr(f, reqs[i].data),
-				    w + (size_t)i * 4096, 4096);
+		assert_memory_equal(gptr(f, reqs[i].data), w + (size_t)i * 4096,
+				    4096);
 	}
 	free(reqs);
 	free(w);
@@ -557,10 +570,12 @@ static void depth_1_sequential(void **state)
 	start(f, ALL_FEATURES);
 	for (i = 0; i < 64; i++) {
 		pattern(w, sizeof(w), i);
-		assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, i * 8, w, 4096,
-					NULL, NULL), VIRTIO_BLK_S_OK);
-		assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, i * 8, NULL, 4096,
-					r, NULL), VIRTIO_BLK_S_OK);
+		assert_int_equal(
+			do_req(f, VIRTIO_BLK_T_OUT, i * 8, w, 4096, NULL, NULL),
+			VIRTIO_BLK_S_OK);
+		assert_int_equal(
+			do_req(f, VIRTIO_BLK_T_IN, i * 8, NULL, 4096, r, NULL),
+			VIRTIO_BLK_S_OK);
 		assert_memory_equal(r, w, sizeof(w));
 	}
 }
@@ -570,8 +585,8 @@ static void direct_no_event_idx(void **state)
 {
 	struct fixture *f = *state;
 
-	start(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
-			 VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
+	start(f,
+	      VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
 	assert_false(f->dev->vqs[0].event_idx);
 	assert_false(f->dev->vqs[0].indirect);
 	many_in_flight(f, 0, 80, false);
@@ -666,7 +681,10 @@ static void hostile_short_header(void **state)
 	uint64_t hdr = vdriver_alloc(&f->d, 16, 16);
 	uint64_t st = vdriver_alloc(&f->d, 1, 1);
 	struct vring_desc d[2] = {
-		{ .addr = hdr, .len = 8, .flags = VRING_DESC_F_NEXT, .next = 201 },
+		{ .addr = hdr,
+		  .len = 8,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 201 },
 		{ .addr = st, .len = 1, .flags = VRING_DESC_F_WRITE },
 	};
 
@@ -682,7 +700,10 @@ static void hostile_no_status(void **state)
 	uint64_t hdr = vdriver_alloc(&f->d, 16, 16);
 	uint64_t data = vdriver_alloc(&f->d, 512, 512);
 	struct vring_desc d[2] = {
-		{ .addr = hdr, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 201 },
+		{ .addr = hdr,
+		  .len = 16,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 201 },
 		{ .addr = data, .len = 512 },
 	};
 
@@ -697,8 +718,14 @@ static void hostile_loop(void **state)
 	struct fixture *f = *state;
 	uint64_t hdr = vdriver_alloc(&f->d, 16, 16);
 	struct vring_desc d[2] = {
-		{ .addr = hdr, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 201 },
-		{ .addr = hdr, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 200 },
+		{ .addr = hdr,
+		  .len = 16,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 201 },
+		{ .addr = hdr,
+		  .len = 16,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 200 },
 	};
 
 	start(f, ALL_FEATURES);
@@ -712,9 +739,14 @@ static void hostile_data_outside_ram(void **state)
 	uint64_t hdr = vdriver_alloc(&f->d, 16, 16);
 	uint64_t st = vdriver_alloc(&f->d, 1, 1);
 	struct vring_desc d[3] = {
-		{ .addr = hdr, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 201 },
-		{ .addr = 0xfffff000ULL, .len = 8192,
-		  .flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, .next = 202 },
+		{ .addr = hdr,
+		  .len = 16,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 201 },
+		{ .addr = 0xfffff000ULL,
+		  .len = 8192,
+		  .flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
+		  .next = 202 },
 		{ .addr = st, .len = 1, .flags = VRING_DESC_F_WRITE },
 	};
 
@@ -732,8 +764,13 @@ static void odd_but_legal_chains(void **state)
 	uint64_t data = vdriver_alloc(&f->d, 1024 + 1, 512);
 	struct virtio_blk_outhdr *h = gptr(f, hdr);
 	struct vring_desc d[3] = {
-		{ .addr = hdr, .len = 4, .flags = VRING_DESC_F_NEXT, .next = 201 },
-		{ .addr = hdr + 4, .len = 12, .flags = VRING_DESC_F_NEXT,
+		{ .addr = hdr,
+		  .len = 4,
+		  .flags = VRING_DESC_F_NEXT,
+		  .next = 201 },
+		{ .addr = hdr + 4,
+		  .len = 12,
+		  .flags = VRING_DESC_F_NEXT,
 		  .next = 202 },
 		/* 1024 data bytes and the status byte in one buffer. */
 		{ .addr = data, .len = 1025, .flags = VRING_DESC_F_WRITE },
@@ -783,7 +820,8 @@ static int enospc_child(enum blk_engine_kind kind)
 	}
 	snprintf(f.path, sizeof(f.path), "%s/disk", dir);
 	fd = open(f.path, O_RDWR | O_CREAT, 0600);
-	if (fd < 0 || ftruncate(fd, 4 << 20) || vdriver_init(&f.d, 128ULL << 20))
+	if (fd < 0 || ftruncate(fd, 4 << 20) ||
+	    vdriver_init(&f.d, 128ULL << 20))
 		goto out;
 	close(fd);
 	o.path = f.path;

@@ -61,7 +61,7 @@ static char *make_file(uint64_t size, bool fill)
 
 		for (off = 0; off < size; off += sizeof(chunk)) {
 			size_t n = size - off < sizeof(chunk) ? size - off :
-								  sizeof(chunk);
+								sizeof(chunk);
 
 			memset(chunk, 0xa5, n);
 			assert_int_equal(pwrite(fd, chunk, n, (off_t)off),
@@ -77,8 +77,11 @@ static void open_disk(struct blk *b, const char *path,
 		      enum blk_engine_kind kind, bool ro, unsigned int depth)
 {
 	struct blk_options o = {
-		.path = path, .read_only = ro, .discard = true,
-		.engine = kind, .queue_depth = depth,
+		.path = path,
+		.read_only = ro,
+		.discard = true,
+		.engine = kind,
+		.queue_depth = depth,
 	};
 	char err[256];
 
@@ -108,8 +111,12 @@ static int run(struct blk *b, enum blk_op op, uint64_t off, uint64_t len,
 	struct io io = { .pending = &pending };
 	int r;
 
-	io.req = (struct blk_req){ .op = op, .offset = off, .len = len,
-				   .iov = iov, .iovcnt = cnt, .done = io_done,
+	io.req = (struct blk_req){ .op = op,
+				   .offset = off,
+				   .len = len,
+				   .iov = iov,
+				   .iovcnt = cnt,
+				   .done = io_done,
 				   .opaque = &io };
 	r = blk_submit(b, &io.req);
 	if (r)
@@ -157,9 +164,11 @@ static void read_write(void **state)
 	enum blk_engine_kind kind = *(const enum blk_engine_kind *)*state;
 	char *path = make_file(1 << 20, true);
 	static uint8_t wbuf[65536], rbuf[65536], fbuf[65536];
-	struct iovec wiov[3] = { { wbuf, 512 }, { wbuf + 512, 30000 },
+	struct iovec wiov[3] = { { wbuf, 512 },
+				 { wbuf + 512, 30000 },
 				 { wbuf + 30512, 65536 - 30512 } };
-	struct iovec riov[2] = { { rbuf, 4096 }, { rbuf + 4096, 65536 - 4096 } };
+	struct iovec riov[2] = { { rbuf, 4096 },
+				 { rbuf + 4096, 65536 - 4096 } };
 	struct blk b;
 
 	open_disk(&b, path, kind, false, 0);
@@ -167,7 +176,7 @@ static void read_write(void **state)
 	assert_int_equal(b.logical_block, 512);
 	assert_true(b.physical_block >= 512);
 	assert_ptr_equal(b.engine, kind == BLK_ENGINE_SYNC ? &blk_engine_sync :
-							   &blk_engine_uring);
+							     &blk_engine_uring);
 	fill_pattern(wbuf, sizeof(wbuf), 3);
 	assert_int_equal(run(&b, BLK_OP_WRITE, 8192, sizeof(wbuf), wiov, 3), 0);
 	assert_int_equal(run(&b, BLK_OP_READ, 8192, sizeof(rbuf), riov, 2), 0);
@@ -193,8 +202,11 @@ static void nocache_and_sync(void **state)
 {
 	enum blk_engine_kind kind = *(const enum blk_engine_kind *)*state;
 	char *path = make_file(1 << 20, true);
-	struct blk_options o = { .path = path, .engine = kind, .discard = true,
-				 .nocache = true, .sync = true };
+	struct blk_options o = { .path = path,
+				 .engine = kind,
+				 .discard = true,
+				 .nocache = true,
+				 .sync = true };
 	uint8_t *w = NULL, *r = NULL, file[65536];
 	char err[256];
 	struct blk b;
@@ -271,8 +283,9 @@ static void discard_and_zeroes(void **state)
 	/* 2 MiB less allocated: 4096 sectors of 512 bytes. */
 	assert_true(after <= before - 4000);
 	/* Write-zeroes: reads back as zeroes, the rest untouched. */
-	assert_int_equal(run(&b, BLK_OP_WRITE_ZEROES, (3 << 20) + 8192, 65536,
-			     NULL, 0), 0);
+	assert_int_equal(
+		run(&b, BLK_OP_WRITE_ZEROES, (3 << 20) + 8192, 65536, NULL, 0),
+		0);
 	pread_all(path, (3 << 20) + 4096, buf, 65536 + 8192);
 	for (i = 0; i < 4096; i++)
 		assert_int_equal(buf[i], 0xa5);
@@ -380,7 +393,8 @@ static int enospc_child(enum blk_engine_kind kind)
 		goto out;
 	close(fd);
 	{
-		struct blk_options o = { .path = path, .engine = kind,
+		struct blk_options o = { .path = path,
+					 .engine = kind,
 					 .discard = true };
 		char err[256];
 
@@ -428,7 +442,8 @@ static void enospc(void **state)
 static void in_flight(unsigned int depth, unsigned int n, bool use_drain)
 {
 	char *path = make_file((uint64_t)n * 4096, false);
-	uint8_t *buf = malloc((size_t)n * 4096), *rbuf = malloc((size_t)n * 4096);
+	uint8_t *buf = malloc((size_t)n * 4096),
+		*rbuf = malloc((size_t)n * 4096);
 	uint8_t *file = malloc((size_t)n * 4096);
 	struct iovec *iov = calloc(n, sizeof(*iov));
 	struct io *ios = calloc(n, sizeof(*ios));
@@ -444,10 +459,14 @@ static void in_flight(unsigned int depth, unsigned int n, bool use_drain)
 
 		iov[i] = (struct iovec){ buf + (size_t)blk_no * 4096, 4096 };
 		ios[i] = (struct io){ .pending = &pending };
-		ios[i].req = (struct blk_req){
-			.op = BLK_OP_WRITE, .offset = (uint64_t)blk_no * 4096,
-			.len = 4096, .iov = &iov[i], .iovcnt = 1,
-			.done = io_done, .opaque = &ios[i] };
+		ios[i].req =
+			(struct blk_req){ .op = BLK_OP_WRITE,
+					  .offset = (uint64_t)blk_no * 4096,
+					  .len = 4096,
+					  .iov = &iov[i],
+					  .iovcnt = 1,
+					  .done = io_done,
+					  .opaque = &ios[i] };
 		pending++;
 		assert_int_equal(blk_submit(&b, &ios[i].req), 0);
 	}
@@ -467,10 +486,13 @@ static void in_flight(unsigned int depth, unsigned int n, bool use_drain)
 	for (i = 0; i < n; i++) {
 		iov[i] = (struct iovec){ rbuf + (size_t)i * 4096, 4096 };
 		ios[i] = (struct io){ .pending = &pending };
-		ios[i].req = (struct blk_req){
-			.op = BLK_OP_READ, .offset = (uint64_t)i * 4096,
-			.len = 4096, .iov = &iov[i], .iovcnt = 1,
-			.done = io_done, .opaque = &ios[i] };
+		ios[i].req = (struct blk_req){ .op = BLK_OP_READ,
+					       .offset = (uint64_t)i * 4096,
+					       .len = 4096,
+					       .iov = &iov[i],
+					       .iovcnt = 1,
+					       .done = io_done,
+					       .opaque = &ios[i] };
 		pending++;
 		assert_int_equal(blk_submit(&b, &ios[i].req), 0);
 	}
@@ -524,9 +546,12 @@ static void uring_plug(void **state)
 		iov[i] = (struct iovec){ buf[i], 512 };
 		ios[i] = (struct io){ .pending = &pending };
 		ios[i].req = (struct blk_req){ .op = BLK_OP_READ,
-					       .offset = i * 512, .len = 512,
-					       .iov = &iov[i], .iovcnt = 1,
-					       .done = io_done, .opaque = &ios[i] };
+					       .offset = i * 512,
+					       .len = 512,
+					       .iov = &iov[i],
+					       .iovcnt = 1,
+					       .done = io_done,
+					       .opaque = &ios[i] };
 		pending++;
 		assert_int_equal(blk_submit(&b, &ios[i].req), 0);
 	}
@@ -609,7 +634,8 @@ static void open_errors(void **state)
 static void sector_sizes(void **state)
 {
 	char *path = make_file(4096 * 8, false);
-	struct blk_options o = { .discard = true, .logical_block = 4096,
+	struct blk_options o = { .discard = true,
+				 .logical_block = 4096,
 				 .physical_block = 16384 };
 	uint8_t buf[4096];
 	char err[256];
@@ -709,15 +735,14 @@ static void block_device(void **state)
 	assert_int_equal(rw(&b, BLK_OP_READ, 65536, buf, sizeof(buf)), 0);
 	for (i = 0; i < sizeof(buf); i++)
 		assert_int_equal(buf[i], (uint8_t)(i * 7 + 5 + (i >> 9)));
-	assert_int_equal(run(&b, BLK_OP_WRITE_ZEROES, 65536, 8192, NULL, 0),
-			 0);
+	assert_int_equal(run(&b, BLK_OP_WRITE_ZEROES, 65536, 8192, NULL, 0), 0);
 	assert_int_equal(rw(&b, BLK_OP_READ, 65536, buf, 8192), 0);
 	for (i = 0; i < 8192; i++)
 		assert_int_equal(buf[i], 0);
 	before = blocks_of(path);
 	if (b.can_discard) {
-		assert_int_equal(run(&b, BLK_OP_DISCARD, 1 << 20, 2 << 20, NULL,
-				     0), 0);
+		assert_int_equal(
+			run(&b, BLK_OP_DISCARD, 1 << 20, 2 << 20, NULL, 0), 0);
 		assert_int_equal(run(&b, BLK_OP_FLUSH, 0, 0, NULL, 0), 0);
 		assert_true(blocks_of(path) < before);
 	}
@@ -738,8 +763,8 @@ skip_file:
 	skip();
 }
 
-#define BOTH(fn)                                                  \
-	cmocka_unit_test_prestate(fn, (void *)&kind_sync),        \
+#define BOTH(fn)                                           \
+	cmocka_unit_test_prestate(fn, (void *)&kind_sync), \
 		cmocka_unit_test_prestate(fn, (void *)&kind_uring)
 
 int main(void)

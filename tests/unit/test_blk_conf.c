@@ -51,7 +51,8 @@ static void bhyve_options(void **state)
 
 	(void)state;
 	parse_ok("disk.img,ro,nocache,direct,sectorsize=4096,format=raw,"
-		 "discard=off,engine=sync", &c);
+		 "discard=off,engine=sync",
+		 &c);
 	assert_string_equal(c.opts.path, "disk.img");
 	assert_true(c.opts.read_only);
 	assert_true(c.opts.nocache);
@@ -87,7 +88,8 @@ static void hyperkit_uri(void **state)
 	/* Docker Desktop's command line. */
 	parse_ok("file:///Users/me/Docker.raw?sync=os&buffered=1,format=qcow,"
 		 "qcow-config=discard=true;compact_after_unmaps=262144;"
-		 "keep_erased=262144;runtime_asserts=false", &c);
+		 "keep_erased=262144;runtime_asserts=false",
+		 &c);
 	assert_string_equal(c.opts.path, "/Users/me/Docker.raw");
 	assert_false(c.opts.nocache);
 	assert_true(c.opts.discard);
@@ -101,7 +103,8 @@ static void hyperkit_uri(void **state)
 	blk_conf_free(&c);
 
 	parse_ok("file://d.qcow2,format=qcow,qcow-config=discard=false;"
-		 "read_only=true", &c);
+		 "read_only=true",
+		 &c);
 	assert_string_equal(c.opts.path, "d.qcow2");
 	assert_false(c.opts.discard);
 	assert_true(c.opts.read_only);
