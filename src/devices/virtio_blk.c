@@ -69,6 +69,7 @@ struct virtio_blk {
 	struct ev_handler blk_ev;
 	bool watching_blk;
 	int start_err; /* vblk_start's result */
+	bool writethrough; /* the driver took no FLUSH: each write is flushed */
 	struct vblk_queue queues[VIRTIO_MAX_QUEUES];
 	struct vblk_io *free_ios;
 	uint8_t config[VBLK_CONFIG_SIZE];
@@ -117,9 +118,22 @@ static uint8_t status_of(int result)
 static void io_done(struct blk_req *req, int result)
 {
 	struct vblk_io *io = req->opaque;
+	struct virtio_blk *vb = io->q->vb;
 
+	/*
+	 * §5.2.5: without VIRTIO_BLK_F_FLUSH the cache is writethrough: a
+	 * write is answered once it is stable, so flush it first.
+	 */
+	if (!result && vb->writethrough &&
+	    (req->op == BLK_OP_WRITE || req->op == BLK_OP_WRITE_ZEROES ||
+	     req->op == BLK_OP_DISCARD)) {
+		req->op = BLK_OP_FLUSH;
+		result = blk_submit(&vb->blk, req);
+		if (!result)
+			return;
+	}
 	if (result && result != -EOPNOTSUPP)
-		warn_ratelimited("%s: %s at byte %llu: %s", io->q->vb->name,
+		warn_ratelimited("%s: %s at byte %llu: %s", vb->name,
 				 req->op == BLK_OP_READ	 ? "read" :
 				 req->op == BLK_OP_WRITE ? "write" :
 							   "request",
@@ -366,6 +380,8 @@ static void vblk_start(void *arg)
 	unsigned int i;
 
 	vb->start_err = 0;
+	vb->writethrough =
+		!virtio_dev_has_feature(&vb->vdev, VIRTIO_BLK_F_FLUSH);
 	if (fd >= 0) {
 		vb->start_err = evloop_add(&vb->io.loop, &vb->blk_ev, fd,
 					   EPOLLIN, serve_completions, vb);

@@ -593,6 +593,25 @@ static void direct_no_event_idx(void **state)
 	assert_false(needs_reset(f));
 }
 
+/* Without FLUSH the cache is writethrough: writes still complete, OK. */
+static void writethrough(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t w[4096], r[4096];
+
+	start(f, ALL_FEATURES & ~VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
+	pattern(w, sizeof(w), 77);
+	assert_int_equal(do_req(f, VIRTIO_BLK_T_OUT, 64, w, 4096, NULL, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(dwz(f, VIRTIO_BLK_T_WRITE_ZEROES, 72, 8, 0),
+			 VIRTIO_BLK_S_OK);
+	many_in_flight(f, 0, 32, true);
+	assert_int_equal(do_req(f, VIRTIO_BLK_T_IN, 64, NULL, 4096, r, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_memory_equal(r, w, sizeof(w));
+	assert_false(needs_reset(f));
+}
+
 static void two_queues(void **state)
 {
 	struct fixture *f = *state;
@@ -887,6 +906,7 @@ int main(void)
 		BOTH(depth_128_indirect_event_idx, setup),
 		BOTH(depth_1_sequential, setup),
 		BOTH(direct_no_event_idx, setup),
+		BOTH(writethrough, setup),
 		BOTH(two_queues, setup_2q),
 		BOTH(sector_size_4k, setup_4k),
 		BOTH(reset_mid_io, setup),
