@@ -110,6 +110,11 @@ struct blk {
 	int fd;
 	const char *path;
 	struct blk_options opts;
+	/*
+	 * When a format's open() runs, blk_open() has set size to the file's
+	 * size and the block sizes to sectorsize=, the device's, or 512 (the
+	 * direct I/O alignment with nocache); the format may change them.
+	 */
 	uint64_t size;             /* disk bytes */
 	uint32_t logical_block;    /* 512 unless sectorsize= says otherwise */
 	uint32_t physical_block;
