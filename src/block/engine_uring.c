@@ -9,6 +9,8 @@
  * keeps its progress; one slot has at most one SQE or CQE outstanding, so
  * neither the SQ nor the CQ (twice the SQ) can overflow. Requests beyond
  * depth wait in a FIFO linked through blk_req.priv[3] until a slot frees.
+ * Completions the kernel finished inline while taking the SQEs are run
+ * right after submitting, without waiting for the eventfd.
  * A short read or write is resubmitted for the rest, -EAGAIN is retried,
  * and a kernel that refuses to take the SQEs (-EAGAIN, -EBUSY from
  * io_uring_enter) leaves them in the SQ: the engine raises its own
@@ -78,10 +80,31 @@ static void uring_push(struct uring *u)
 		warn_ratelimited("io_uring: eventfd: %s", strerror(errno));
 }
 
+static void uring_reap(struct blk *b, struct uring *u);
+
+/*
+ * Submit, then run at once the completions the kernel finished while it
+ * took the SQEs (buffered reads from the page cache often are): that
+ * saves a round trip through the eventfd and the event loop.
+ */
+static void uring_submit_now(struct blk *b, struct uring *u)
+{
+	eventfd_t v;
+
+	uring_push(u);
+	if (!io_uring_cq_ready(&u->ring))
+		return;
+	/* Clear first: a CQE posted after this read raises it again. */
+	if (eventfd_read(u->efd, &v) < 0 && errno != EAGAIN)
+		warn_ratelimited("io_uring: eventfd: %s", strerror(errno));
+	uring_reap(b, u);
+	uring_push(u);
+}
+
 static void uring_kick(struct blk *b, struct uring *u)
 {
 	if (!b->plugged && !u->completing)
-		uring_push(u);
+		uring_submit_now(b, u);
 }
 
 /* Prepare the SQE for a slot's request (or what is left of it). */
@@ -369,7 +392,7 @@ static void uring_drain(struct blk *b)
 
 static void uring_unplug(struct blk *b)
 {
-	uring_push(to_uring(b));
+	uring_submit_now(b, to_uring(b));
 }
 
 static void uring_exit(struct blk *b)
