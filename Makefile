@@ -12,6 +12,9 @@ KIT_CMDLINE = $(shell cat tools/guestkit/cmdline)
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = tests/fuzz/fuzz_kernel_image tests/unit/pvm/fuzz_pvm_insn
+FUZZ_TARGETS += tests/fuzz/fuzz_virtqueue
+FUZZ_TARGETS += tests/fuzz/fuzz_netbe
+FUZZ_TARGETS += tests/fuzz/fuzz_p9
 
 .PHONY: all check demo bench fuzz guestkit deps-build deps-test clean
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -276,6 +277,22 @@ static void report_pvm(const struct vm *vm)
 	     "with the guest kit's patched kernel");
 }
 
+/*
+ * Devices hold host descriptors on the guest's behalf (a 9P fid is one or
+ * two, a vsock connection one): take the hard limit, not the soft 1024.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			warn("cannot raise the open-file limit: %s",
+			     strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct vm_options vmo = { 0 };
@@ -296,6 +313,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	preflight(&cfg);
+	raise_fd_limit();
 	atexit(cleanup_at_exit);
 	block_signals();
 

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/virtio_9p.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
 #include "machine.h"
 
@@ -16,13 +18,13 @@ static const struct emulation emulations[] = {
 	{ "virtio-blk", virtio_blk_create },
 	{ "ahci-hd", NULL },
 	{ "ahci-cd", NULL },
-	{ "virtio-net", NULL },
-	{ "virtio-tap", NULL },
-	{ "virtio-vpnkit", NULL },
+	{ "virtio-net", virtio_net_create },
+	{ "virtio-tap", virtio_net_create },
+	{ "virtio-vpnkit", virtio_net_create },
 	{ "virtio-sock", NULL },
 	{ "virtio-vsock", NULL },
 	{ "virtio-rnd", virtio_rnd_create },
-	{ "virtio-9p", NULL },
+	{ "virtio-9p", virtio_9p_create },
 	{ "virtio-balloon", NULL },
 };
 

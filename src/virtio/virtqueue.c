@@ -222,6 +222,11 @@ bad:
 	return -EINVAL;
 }
 
+void vq_unpop(struct virtqueue *vq, unsigned int n)
+{
+	vq->last_avail -= n;
+}
+
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
 	volatile struct vring_used_elem *e;

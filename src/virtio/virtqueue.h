@@ -79,6 +79,11 @@ void vq_disable(struct virtqueue *vq);
  * broken) or a bad avail index.
  */
 int vq_pop(struct virtqueue *vq, struct vq_elem *elem) __must_check;
+/*
+ * Put the last @n popped chains back, unused (a device that popped
+ * receive buffers and found too few for a whole frame).
+ */
+void vq_unpop(struct virtqueue *vq, unsigned int n);
 /* Give @head back with @len bytes written into its writable part. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 /*
