@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devices/virtio_9p.h"
+#include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
 #include "machine.h"
@@ -14,7 +15,7 @@ static const struct emulation emulations[] = {
 	{ "hostbridge", machine_add_hostbridge },
 	{ "amd_hostbridge", machine_add_hostbridge },
 	{ "lpc", machine_add_lpc },
-	{ "virtio-blk", NULL },
+	{ "virtio-blk", virtio_blk_create },
 	{ "ahci-hd", NULL },
 	{ "ahci-cd", NULL },
 	{ "virtio-net", virtio_net_create },
