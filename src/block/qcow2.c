@@ -261,7 +261,7 @@ static int check_header_table(struct qcow2 *q, uint64_t off, uint64_t len,
 
 static int read_snapshots(struct qcow2 *q, char *err, size_t errlen)
 {
-	uint64_t p = q->snapshots_offset;
+	uint64_t p = q->snapshots_offset, end = p;
 	uint8_t e[40];
 	int r;
 
@@ -287,6 +287,8 @@ static int read_snapshots(struct qcow2 *q, char *err, size_t errlen)
 		q->snaps[i].l1_size = qcow2_be32(e + 8);
 		len = 40 + (uint64_t)qcow2_be32(e + 36) + qcow2_be16(e + 12) +
 		      qcow2_be16(e + 14);
+		/* The last entry's padding need not be in the file. */
+		end = p + len;
 		p += (len + 7) & ~7ULL;
 		l1bytes = (uint64_t)q->snaps[i].l1_size * 8;
 		if (l1bytes > QCOW2_MAX_L1_BYTES)
@@ -297,8 +299,8 @@ static int read_snapshots(struct qcow2 *q, char *err, size_t errlen)
 		if (r < 0)
 			return r;
 	}
-	q->snapshots_len = p - q->snapshots_offset;
-	if (p > q->file_size)
+	q->snapshots_len = end - q->snapshots_offset;
+	if (end > q->file_size)
 		return fail(err, errlen, -EINVAL,
 			    "snapshot table is beyond the end of the file");
 	return 0;
