@@ -194,16 +194,16 @@ static int check_entry(struct qcow2 *q, uint64_t e)
 {
 	uint64_t host, len;
 
+	if (!(e & QCOW2_COMPRESSED) && (e & L2_RESERVED)) {
+		warn_ratelimited("qcow2 %s: L2 entry %#llx has reserved bits "
+				 "set",
+				 q->b->path ? q->b->path : "",
+				 (unsigned long long)e);
+		return -EIO;
+	}
 	switch (qcow2_l2_type(q, e, &host)) {
 	case QCOW2_NORMAL:
 	case QCOW2_ZERO_ALLOC:
-		if (e & L2_RESERVED) {
-			warn_ratelimited("qcow2 %s: L2 entry %#llx has "
-					 "reserved bits set",
-					 q->b->path ? q->b->path : "",
-					 (unsigned long long)e);
-			return -EIO;
-		}
 		return qcow2_check_data(q, host, q->cluster_size, true);
 	case QCOW2_COMPRESSED_CL:
 		qcow2_compressed_range(q, e, &host, &len);
