@@ -350,13 +350,34 @@ static void rt_mark(struct qcow2 *q, uint64_t idx)
 		q->rt_dirty_hi = idx + 1;
 }
 
+static bool in_table(const struct qcow2 *q, uint64_t c, uint64_t off,
+		     uint64_t len)
+{
+	return len && c >= off >> q->cluster_bits &&
+	       c <= (off + len - 1) >> q->cluster_bits;
+}
+
 static int cluster_free(struct qcow2 *q, uint64_t c, bool *is_free)
 {
 	uint64_t rc;
 	int r;
 
-	if (c >= q->resv_lo && c < q->resv_hi) {
+	/* The header's tables, even if a bad image gives them refcount 0. */
+	if (!c || (c >= q->resv_lo && c < q->resv_hi) ||
+	    in_table(q, c, q->l1_offset, (uint64_t)q->l1_size * 8) ||
+	    in_table(q, c, q->rt_offset,
+		     (uint64_t)q->rt_clusters << q->cluster_bits) ||
+	    in_table(q, c, q->snapshots_offset, q->snapshots_len)) {
 		*is_free = false;
+		return 0;
+	}
+	/*
+	 * Nothing valid lies past the file and what we allocated: a refcount
+	 * there is a leak (a crash after the refcount update), ours to reuse.
+	 * This also bounds the search for free clusters.
+	 */
+	if (c >= (q->host_end + q->cluster_size - 1) >> q->cluster_bits) {
+		*is_free = true;
 		return 0;
 	}
 	r = qcow2_refcount_get(q, c, &rc);
