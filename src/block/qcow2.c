@@ -795,6 +795,9 @@ static int qcow2_submit(struct blk *b, struct blk_req *req)
 			break;
 		}
 	}
+	/* Write back before the list of deferred frees grows large. */
+	if (r == 0 && q->nfrees > 4096)
+		r = qcow2_commit(q, false);
 	req->done(req, r);
 	return 0;
 }

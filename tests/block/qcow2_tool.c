@@ -7,8 +7,8 @@
  *                                     write OFF LEN BYTE | zero OFF LEN |
  *                                     discard OFF LEN | flush
  *   qcow2_tool IMG storm SEED NOPS MIRROR
- *       a seeded random workload, mirrored to the raw file MIRROR and read
- *       back against it; prints "op N" before op N and "flushed N" once
+ *       a seeded random workload, mirrored to the raw file MIRROR (which
+ *       starts as the image's content) and read back against it; prints "op N" before op N and "flushed N" once
  *       ops 0..N-1 are on stable storage.
  *   qcow2_tool -r IMG replay SEED K J MIRROR UNCERTAIN
  *       MIRROR = ops 0..K-1 applied to zeroes; UNCERTAIN gets one byte per
@@ -134,6 +134,12 @@ static void discard_range(const struct op *op, uint64_t size, uint64_t *a,
 		*b = *a;
 }
 
+/*
+ * What a discarded cluster reads back as: zeroes, or in a v2 image the
+ * backing file (no zero flag), kept from before the workload.
+ */
+static const uint8_t *discard_base;
+
 /* Apply @op to the raw mirror (@buf: a scratch buffer of op->len). */
 static void mirror_apply(int fd, const struct op *op, uint8_t *buf,
 			 uint64_t size)
@@ -149,7 +155,10 @@ static void mirror_apply(int fd, const struct op *op, uint8_t *buf,
 		break;
 	case OP_DISCARD:
 		discard_range(op, size, &a, &b);
-		memset(buf, 0, b - a);
+		if (discard_base)
+			memcpy(buf, discard_base + a, b - a);
+		else
+			memset(buf, 0, b - a);
 		if (b > a && pwrite(fd, buf, b - a, (off_t)a) != (ssize_t)(b - a))
 			must(-EIO, "mirror write");
 		return;
@@ -167,8 +176,27 @@ static int storm(uint64_t seed, uint64_t nops, const char *mirror)
 	int fd = open(mirror, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	char line[64];
 
+	struct qcow2 *q = disk.format_priv;
+	uint8_t *base = NULL;
+
 	if (fd < 0 || !buf || !buf2 || ftruncate(fd, (off_t)size) < 0)
 		must(-errno, "mirror");
+	/* The mirror starts as what the image holds (a backing file...). */
+	if (q->version == 2 && q->backing.fd >= 0) {
+		base = malloc(size);
+		if (!base)
+			must(-ENOMEM, "mirror");
+		discard_base = base;
+	}
+	for (uint64_t off = 0; off < size; off += 2048 * 512) {
+		uint64_t n = size - off < 2048 * 512 ? size - off : 2048 * 512;
+
+		must(run(BLK_OP_READ, off, buf, n), "read");
+		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
+			must(-EIO, "mirror write");
+		if (base)
+			memcpy(base + off, buf, n);
+	}
 	for (uint64_t i = 0; i < nops; i++) {
 		struct op op = gen_op(seed, i, size);
 		int n = snprintf(line, sizeof(line), "op %" PRIu64 "\n", i);
@@ -215,6 +243,7 @@ static int storm(uint64_t seed, uint64_t nops, const char *mirror)
 	close(fd);
 	free(buf);
 	free(buf2);
+	free(base);
 	return 0;
 }
 
