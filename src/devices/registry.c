@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devices/virtio_rnd.h"
+#include "devices/virtio_vsock.h"
 #include "machine.h"
 
 static const struct emulation emulations[] = {
@@ -18,8 +19,8 @@ static const struct emulation emulations[] = {
 	{ "virtio-net", NULL },
 	{ "virtio-tap", NULL },
 	{ "virtio-vpnkit", NULL },
-	{ "virtio-sock", NULL },
-	{ "virtio-vsock", NULL },
+	{ "virtio-sock", virtio_vsock_create },
+	{ "virtio-vsock", virtio_vsock_create },
 	{ "virtio-rnd", virtio_rnd_create },
 	{ "virtio-9p", NULL },
 	{ "virtio-balloon", NULL },
