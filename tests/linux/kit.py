@@ -1,5 +1,6 @@
 """Helpers shared by the tier-4 suites: the guest kit, starting khyve on it,
 and waiting on its console log."""
+import base64
 import os
 import subprocess
 import time
@@ -58,3 +59,29 @@ def finish(proc, timeout=BOOT_TIMEOUT):
         proc.kill()
         proc.wait()
         pytest.fail("khyve did not exit")
+
+
+def boot_command(khyve_path, kit, log, args, command, kernel_args="",
+                 initrd=True, wrap=()):
+    """Start khyve on the kit's vmlinux with /init running @command (a
+    shell snippet) and com1 logged to @log; returns the process. Without
+    @initrd the kernel finds /init on the root that @kernel_args names.
+    @wrap is a command line khyve's own is appended to (e.g. unshare)."""
+    cmd64 = base64.b64encode(command.encode()).decode()
+    cmdline = (f"{KIT_CMDLINE} {kernel_args} khyve.task=cmd "
+               f"khyve.cmd64={cmd64}").strip()
+    initramfs = kit / "initramfs.cpio" if initrd else ""
+    argv = [*wrap, str(khyve_path), *args, "-l", f"com1,null,log={log}", "-f",
+            f"kexec,{kit / 'vmlinux'},{initramfs},{cmdline}"]
+    err = open(Path(log).with_suffix(".stderr"), "wb")
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err)
+
+
+def unpack_initramfs(kit, dest):
+    """The kit's initramfs as a directory tree (a root file system)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(kit / "initramfs.cpio", "rb") as f:
+        subprocess.run(["cpio", "-idm", "--quiet"], stdin=f, cwd=dest,
+                       check=True)
+    return dest
