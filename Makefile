@@ -15,6 +15,7 @@ FUZZ_TARGETS = tests/fuzz/fuzz_kernel_image tests/unit/pvm/fuzz_pvm_insn
 FUZZ_TARGETS += tests/fuzz/fuzz_virtqueue
 FUZZ_TARGETS += tests/fuzz/fuzz_netbe
 FUZZ_TARGETS += tests/fuzz/fuzz_p9
+FUZZ_TARGETS += tests/fuzz/fuzz_blk_conf
 
 .PHONY: all check demo bench fuzz guestkit deps-build deps-test clean
 

@@ -8,7 +8,12 @@
  * Requests are asynchronous: blk_submit() starts one and its done()
  * callback runs later, on the thread that calls blk_complete() when
  * blk_event_fd() is readable (or inside blk_submit() for synchronous
- * work). One thread drives a struct blk at a time.
+ * work: the caller must not touch a request after submitting it). One
+ * thread drives a struct blk at a time.
+ *
+ * The -s conf of a disk (bhyve's "PATH,ro,..." and HyperKit's
+ * "file://PATH?...,format=qcow" forms) is parsed here too (blk_conf.c),
+ * so that every disk emulation reads it the same way.
  */
 #ifndef KHYVE_BLOCK_BLK_H
 #define KHYVE_BLOCK_BLK_H
@@ -37,7 +42,10 @@ struct blk_req {
 	/* Called once, with 0 or -errno (-EIO, -ENOSPC, -EROFS, -EINVAL...). */
 	void (*done)(struct blk_req *req, int result);
 	void *opaque;
-	/* Private to the backend. */
+	/*
+	 * Private to the backend: priv[0..1] belong to the format, priv[2..3]
+	 * to the engine (a format may pass the caller's request straight on).
+	 */
 	uint64_t priv[4];
 };
 
@@ -53,6 +61,15 @@ struct blk_options {
 	enum blk_engine_kind engine;
 	enum blk_format_kind format;
 	unsigned int queue_depth; /* per engine instance; 0 = 128 */
+	/* sectorsize=L/P; 0: 512, or a block device's own sizes. */
+	uint32_t logical_block;
+	uint32_t physical_block;
+};
+
+/* A parsed disk conf: the options, and the path string they point into. */
+struct blk_conf {
+	struct blk_options opts;
+	char *path; /* owned: opts.path */
 };
 
 struct blk;
@@ -69,6 +86,8 @@ struct blk_engine_ops {
 	void (*complete)(struct blk *b);
 	/* Wait for every request in flight and complete it. */
 	void (*drain)(struct blk *b);
+	/* Optional: hand the requests held back while b->plugged to the kernel. */
+	void (*unplug)(struct blk *b);
 	void (*exit)(struct blk *b);
 };
 
@@ -91,16 +110,32 @@ struct blk {
 	int fd;
 	const char *path;
 	struct blk_options opts;
+	/*
+	 * When a format's open() runs, blk_open() has set size to the file's
+	 * size and the block sizes to sectorsize=, the device's, or 512 (the
+	 * direct I/O alignment with nocache); the format may change them.
+	 */
 	uint64_t size;             /* disk bytes */
 	uint32_t logical_block;    /* 512 unless sectorsize= says otherwise */
 	uint32_t physical_block;
 	bool read_only;
 	bool can_discard;          /* discard really frees space */
+	bool is_blockdev;          /* a block device, not a regular file */
+	bool plugged;              /* blk_plug(): engines batch submissions */
 	const struct blk_format_ops *format;
 	void *format_priv;
 	const struct blk_engine_ops *engine;
 	void *engine_priv;
 };
+
+/*
+ * Parse a disk's -s conf into @c (defaults: read-write, cached, discard on,
+ * format and engine AUTO). 0 or -EINVAL with one line in @err naming the
+ * bad option; blk_conf_free() releases @c either way.
+ */
+int blk_conf_parse(const char *conf, struct blk_conf *c, char *err,
+		   size_t errlen) __must_check;
+void blk_conf_free(struct blk_conf *c);
 
 /*
  * Open @opts->path with the format and engine asked for (AUTO: qcow2 by
@@ -109,14 +144,44 @@ struct blk {
  */
 int blk_open(struct blk *b, const struct blk_options *opts, char *err,
 	     size_t errlen) __must_check;
-/* Start a request; its done() runs now or from blk_complete(). 0 or -errno. */
+/*
+ * Start a request; its done() runs now or from blk_complete(). 0, or
+ * -errno (-EINVAL out of range, -EROFS, -EOPNOTSUPP) and done() never runs.
+ */
 int blk_submit(struct blk *b, struct blk_req *req) __must_check;
+/*
+ * Batch: submissions between blk_plug() and blk_unplug() may wait in the
+ * engine until blk_unplug() (one system call for many requests).
+ */
+void blk_plug(struct blk *b);
+void blk_unplug(struct blk *b);
 /* See blk_engine_ops: fd to watch, run completions, wait for all. */
 int blk_event_fd(struct blk *b);
 void blk_complete(struct blk *b);
 void blk_drain(struct blk *b);
 /* Drain, write back and close. */
 void blk_close(struct blk *b);
+
+/*
+ * For engines. A negative errno as a request result: ENOSPC (and EDQUOT),
+ * EROFS, EINVAL, EOPNOTSUPP pass, everything else becomes -EIO.
+ */
+int blk_errno(int err);
+/*
+ * The iovecs of @iov past the first @skip bytes, into @dst (room for @cnt);
+ * returns how many.
+ */
+unsigned int blk_iov_skip(const struct iovec *iov, unsigned int cnt,
+			  uint64_t skip, struct iovec *dst);
+/* Zero the bytes of @iov past the first @skip (a read that met end of file). */
+void blk_iov_zero(const struct iovec *iov, unsigned int cnt, uint64_t skip);
+/*
+ * Synchronous discard and write-zeroes on b->fd (hole punching, zero
+ * ranges, BLKDISCARD/BLKZEROOUT on block devices, with fallbacks): the
+ * engines' common ground. 0 or a blk_errno() result.
+ */
+int blk_sync_discard(struct blk *b, uint64_t offset, uint64_t len);
+int blk_sync_write_zeroes(struct blk *b, uint64_t offset, uint64_t len);
 
 extern const struct blk_engine_ops blk_engine_sync;
 extern const struct blk_engine_ops blk_engine_uring;

@@ -6,22 +6,24 @@
 #include <string.h>
 
 #include "devices/virtio_9p.h"
+#include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
+#include "devices/virtio_vsock.h"
 #include "machine.h"
 
 static const struct emulation emulations[] = {
 	{ "hostbridge", machine_add_hostbridge },
 	{ "amd_hostbridge", machine_add_hostbridge },
 	{ "lpc", machine_add_lpc },
-	{ "virtio-blk", NULL },
+	{ "virtio-blk", virtio_blk_create },
 	{ "ahci-hd", NULL },
 	{ "ahci-cd", NULL },
 	{ "virtio-net", virtio_net_create },
 	{ "virtio-tap", virtio_net_create },
 	{ "virtio-vpnkit", virtio_net_create },
-	{ "virtio-sock", NULL },
-	{ "virtio-vsock", NULL },
+	{ "virtio-sock", virtio_vsock_create },
+	{ "virtio-vsock", virtio_vsock_create },
 	{ "virtio-rnd", virtio_rnd_create },
 	{ "virtio-9p", virtio_9p_create },
 	{ "virtio-balloon", NULL },

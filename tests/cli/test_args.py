@@ -108,8 +108,8 @@ BAD = [
     # -s
     ("unknown-emulation", ["-s", "2,floppy-drive", "-f", HELLO],
      ["floppy-drive", "unknown emulation"]),
-    ("not-supported-yet", ["-s", "2,virtio-blk,{tmp}/disk", "-f", HELLO],
-     ["virtio-blk", "not supported yet"]),
+    ("not-supported-yet", ["-s", "2,ahci-hd,{tmp}/disk", "-f", HELLO],
+     ["ahci-hd", "not supported yet"]),
     ("slot-used-twice", ["-s", "3,hostbridge", "-s", "3,lpc", "-f", HELLO],
      ["3", "twice"]),
     ("slot-used-twice-spelled-apart",
@@ -291,7 +291,7 @@ STTY = rb"([0-9a-f]+(?::[0-9a-f]+){10,})\r\n"
 @pytest.mark.parametrize("args", [
     ["-l", "com1,stdio", "-m", "12Q", "-f", HELLO],
     ["-l", "com1,stdio", "-f", "kexec,{tmp}/nokernel,,"],
-    ["-l", "com1,stdio", "-s", "2,virtio-blk,x", "-f", HELLO],
+    ["-l", "com1,stdio", "-s", "2,ahci-hd,x", "-f", HELLO],
 ], ids=["bad-size", "missing-kernel", "not-supported-yet"])
 def test_bad_input_on_a_terminal(khyve, files, args):
     script = 'stty -g; "$@"; echo "rc=$?"; stty -g'
