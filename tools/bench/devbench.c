@@ -190,6 +190,8 @@ int main(int argc, char **argv)
 		return bench_9p(argc - 2, argv + 2, false);
 	if (!strcmp(argv[1], "9p-host"))
 		return bench_9p(argc - 2, argv + 2, true);
+	if (!strcmp(argv[1], "blk"))
+		return bench_blk(argc - 2, argv + 2);
 	usage();
 	return 2;
 }
