@@ -52,9 +52,15 @@ demo: all guestkit
 	$(KHYVE) -A -m 512M -l com1,stdio \
 		-f kexec,$(GUESTKIT)/vmlinux,$(GUESTKIT)/initramfs.cpio,"$(KIT_CMDLINE) khyve.task=shell"
 
+# The boot benchmarks (run.py), then the device paths through the tier-2
+# harness (devices.py: disk, qcow2, 9P, net, vsock); both always run.
 bench: all
 	@tools/deps.sh bench
-	$(PYTHON) tools/bench/run.py --khyve $(KHYVE) --guests $(GUESTS)
+	$(PYTHON) tools/bench/run.py --khyve $(KHYVE) --guests $(GUESTS); \
+	rc=$$?; \
+	$(PYTHON) tools/bench/devices.py --devbench $(BUILD)/tools/bench/devbench \
+		--khyve $(KHYVE) || rc=1; \
+	exit $$rc
 
 # Each libFuzzer target for FUZZ_SECONDS (clang; not part of make check).
 fuzz: deps-build

@@ -177,8 +177,9 @@ static void usage(void)
 		"  9p-host DIR write|read|meta SIZE_OR_COUNT [CHUNK]\n"
 		"  blk   FILE RW BS QD direct|buffered uring|sync SECONDS "
 		"[raw|qcow2]\n"
-		"  net   tap=NAME|user PEER_IP DIR(tx|rx) FRAME_BYTES SECONDS "
-		"[PORT]\n");
+		"  net   CONF GUEST_IP PEER_IP PORT tx|rx PAYLOAD MTU SECONDS\n"
+		"  udpsink BIND_IP PORT SECONDS\n"
+		"  udpblast DST_IP PORT PAYLOAD SECONDS\n");
 	exit(2);
 }
 
@@ -192,6 +193,12 @@ int main(int argc, char **argv)
 		return bench_9p(argc - 2, argv + 2, true);
 	if (!strcmp(argv[1], "blk"))
 		return bench_blk(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "net"))
+		return bench_net(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "udpsink"))
+		return bench_udpsink(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "udpblast"))
+		return bench_udpblast(argc - 2, argv + 2);
 	usage();
 	return 2;
 }

@@ -52,6 +52,8 @@ int bench_used(struct vdriver *d, unsigned int qi, uint16_t *head,
 int bench_9p(int argc, char **argv, bool host);
 int bench_blk(int argc, char **argv);
 int bench_net(int argc, char **argv);
+int bench_udpsink(int argc, char **argv);
+int bench_udpblast(int argc, char **argv);
 int bench_vsock(int argc, char **argv);
 
 #endif
