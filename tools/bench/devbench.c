@@ -179,7 +179,12 @@ static void usage(void)
 		"[raw|qcow2]\n"
 		"  net   CONF GUEST_IP PEER_IP PORT tx|rx PAYLOAD MTU SECONDS\n"
 		"  udpsink BIND_IP PORT SECONDS\n"
-		"  udpblast DST_IP PORT PAYLOAD SECONDS\n");
+		"  udpblast DST_IP PORT PAYLOAD SECONDS\n"
+		"  vsock hyperkit|firecracker PATH g2h|h2g CONNS SECONDS "
+		"[BUF_ALLOC [CREDIT_EVERY]]\n"
+		"  vsock hyperkit|firecracker PATH setup SECONDS\n"
+		"  unixpeer sink LISTEN_PATH SECONDS\n"
+		"  unixpeer source hyperkit|firecracker PATH CONNS SECONDS\n");
 	exit(2);
 }
 
@@ -199,6 +204,10 @@ int main(int argc, char **argv)
 		return bench_udpsink(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "udpblast"))
 		return bench_udpblast(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "vsock"))
+		return bench_vsock(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "unixpeer"))
+		return bench_unixpeer(argc - 2, argv + 2);
 	usage();
 	return 2;
 }

@@ -55,5 +55,6 @@ int bench_net(int argc, char **argv);
 int bench_udpsink(int argc, char **argv);
 int bench_udpblast(int argc, char **argv);
 int bench_vsock(int argc, char **argv);
+int bench_unixpeer(int argc, char **argv);
 
 #endif
