@@ -22,6 +22,7 @@
 #include <linux/virtio_net.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,16 @@ struct netb {
 	bool arp_pending;
 	uint8_t arp_reply_to[6];
 	uint32_t arp_reply_ip;
+	/* tcptx: one TCP connection, the guest sending */
+	bool tcp;
+	bool syn_acked;
+	uint32_t snd_una, snd_nxt, rcv_nxt, peer_wnd, mss;
+	uint8_t peer_wscale;
+	bool tcp_rst;
+	/* tcprx: the guest receiving */
+	bool tcp_listen, got_syn, need_ack;
+	uint16_t guest_port;
+	uint64_t tcp_rx_bytes;
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -166,12 +177,18 @@ static uint32_t build_data(struct netb *b, unsigned int slot)
 	return 14 + 20 + len;
 }
 
+static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len);
+
 static void rx_frame(struct netb *b, const uint8_t *f, uint32_t len)
 {
 	uint32_t tip, sip;
 
 	if (len < 14)
 		return;
+	if (b->tcp && get16(f + 12) == ETH_IP && len >= 54 && f[23] == 6) {
+		tcp_input(b, f, len);
+		return;
+	}
 	if (get16(f + 12) == ETH_IP && len >= 34) {
 		if (!b->counting) {
 			b->counting = true;
@@ -413,6 +430,337 @@ static void run_rx(struct netb *b, double secs)
 		    (unsigned long long)b->rx_datagrams);
 }
 
+
+/* --- tcptx: a TCP sender with segmentation offload (TSO) --- */
+
+#define TCP_GUEST_PORT 40001
+#define TCP_WSCALE 7
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+/* The TCP pseudo-header sum, folded, not inverted (CHECKSUM_PARTIAL). */
+static uint16_t tcp_pseudo(const struct netb *b, uint32_t tcp_len)
+{
+	uint32_t s = 6 + tcp_len;
+	const uint8_t *a = (const uint8_t *)&b->ip, *c = (const uint8_t *)&b->peer_ip;
+
+	s += get16(a) + get16(a + 2) + get16(c) + get16(c + 2);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+/*
+ * A TCP segment from the guest into @slot: @flags, @opt_len bytes of
+ * options already at the options' place, @payload bytes of data (GSO in
+ * mss-sized segments when longer than mss). Returns the frame length.
+ */
+static uint32_t build_tcp(struct netb *b, unsigned int slot, uint8_t flags,
+			  uint32_t opt_len, uint32_t payload)
+{
+	uint8_t *h = tx_buf(b, slot), *f = h + HDR, *ip = f + 14, *t = ip + 20;
+	struct virtio_net_hdr_v1 *vh = (void *)h;
+	uint32_t tcp_len = 20 + opt_len + payload;
+
+	memcpy(f, b->peer_mac, 6);
+	memcpy(f + 6, b->mac, 6);
+	put16(f + 12, ETH_IP);
+	ip[0] = 0x45;
+	ip[1] = 0;
+	put16(ip + 2, (uint16_t)(20 + tcp_len));
+	put16(ip + 4, b->ip_id++);
+	put16(ip + 6, 0x4000); /* DF */
+	ip[8] = 64;
+	ip[9] = 6;
+	put16(ip + 10, 0);
+	memcpy(ip + 12, &b->ip, 4);
+	memcpy(ip + 16, &b->peer_ip, 4);
+	put16(ip + 10, ip_csum(ip));
+	put16(t, b->guest_port);
+	put16(t + 2, b->port);
+	put32(t + 4, b->snd_nxt);
+	put32(t + 8, b->rcv_nxt);
+	t[12] = (uint8_t)(((20 + opt_len) / 4) << 4);
+	t[13] = flags;
+	put16(t + 14, 0xffff); /* << TCP_WSCALE: 8 MiB */
+	put16(t + 16, tcp_pseudo(b, tcp_len));
+	put16(t + 18, 0);
+	memset(h, 0, HDR);
+	vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	vh->csum_start = 34;
+	vh->csum_offset = 16;
+	if (payload > b->mss) {
+		vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+		vh->hdr_len = (uint16_t)(54 + opt_len);
+		vh->gso_size = (uint16_t)b->mss;
+	}
+	return 54 + opt_len + payload;
+}
+
+static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len)
+{
+	const uint8_t *ip = f + 14, *t = ip + (ip[0] & 15) * 4;
+	uint32_t ack, off;
+	uint8_t flags;
+
+	if (t + 20 > f + len || (!b->tcp_listen && get16(t) != b->port) ||
+	    get16(t + 2) != b->guest_port)
+		return;
+	if (b->tcp_listen)
+		b->port = get16(t);
+	flags = t[13];
+	ack = get32(t + 8);
+	if (flags & 0x04) { /* RST */
+		b->tcp_rst = true;
+		return;
+	}
+	if (b->tcp_listen) {
+		uint32_t seq = get32(t + 4);
+		uint32_t dlen = get16(ip + 2) - (ip[0] & 15) * 4 -
+				(t[12] >> 4) * 4;
+
+		if ((flags & 0x12) == 0x02) { /* SYN */
+			b->rcv_nxt = seq + 1;
+			b->got_syn = true;
+			return;
+		}
+		if (get16(ip + 2) < (ip[0] & 15) * 4 + (t[12] >> 4) * 4)
+			return;
+		if (dlen && seq == b->rcv_nxt) {
+			b->rcv_nxt += dlen;
+			b->tcp_rx_bytes += dlen;
+			if (!b->counting) {
+				b->counting = true;
+				b->t_first = bench_now();
+			}
+			b->rx_frames++;
+		}
+		if (dlen)
+			b->need_ack = true;
+		return;
+	}
+	if ((flags & 0x12) == 0x12 && !b->syn_acked) { /* SYN-ACK */
+		b->rcv_nxt = get32(t + 4) + 1;
+		b->peer_wnd = get16(t + 14);
+		for (off = 20; off + 2 <= (uint32_t)(t[12] >> 4) * 4;) {
+			uint8_t kind = t[off], olen;
+
+			if (kind == 0)
+				break;
+			if (kind == 1) {
+				off++;
+				continue;
+			}
+			olen = t[off + 1];
+			if (olen < 2)
+				break;
+			if (kind == 2 && olen == 4 && get16(t + off + 2) < b->mss)
+				b->mss = get16(t + off + 2);
+			if (kind == 3 && olen == 3)
+				b->peer_wscale = t[off + 2] > 14 ? 14 : t[off + 2];
+			off += olen;
+		}
+		b->snd_una = ack;
+		b->syn_acked = true;
+		return;
+	}
+	if (!(flags & 0x10) || !b->syn_acked)
+		return;
+	if ((int32_t)(ack - b->snd_una) > 0 &&
+	    (int32_t)(ack - b->snd_nxt) <= 0)
+		b->snd_una = ack;
+	b->peer_wnd = (uint32_t)get16(t + 14) << b->peer_wscale;
+}
+
+/* Send a control segment from the last slot and wait until it is out. */
+static void tcp_ctl(struct netb *b, uint8_t flags, bool syn)
+{
+	unsigned int slot = b->txq - 1;
+	uint8_t *o = tx_buf(b, slot) + HDR + 54;
+	uint16_t old = b->d.q[TXQ].avail_idx, head;
+	uint32_t len, flen;
+
+	if (syn) {
+		o[0] = 2; o[1] = 4; put16(o + 2, 1460);  /* MSS */
+		o[4] = 1; o[5] = 3; o[6] = 3; o[7] = TCP_WSCALE;
+	}
+	flen = build_tcp(b, slot, flags, syn ? 8 : 0, 0);
+	{
+		struct vdriver_buf v = { b->tx_gpa + (uint64_t)slot * TX_ROOM,
+					 HDR + flen };
+
+		bench_post(&b->d, TXQ, slot, 1, &v, 1, 0);
+	}
+	bench_kick(&b->d, TXQ, old);
+	do {
+		if (bench_used(&b->d, TXQ, &head, &len, 5000) != 1)
+			bench_fail("net: a TCP control segment was not sent");
+	} while (head != slot);
+}
+
+static void run_tcptx(struct netb *b, double secs)
+{
+	struct bench_clock clk;
+	unsigned int slots = b->txq - 1, i, inflight = 0;
+	uint32_t chunk, acked0;
+	double t0, last_progress;
+	uint16_t head, old;
+	uint32_t len;
+	static bool busy[1024];
+
+	if (slots > 1024)
+		slots = 1024;
+	b->tcp = true;
+	b->guest_port = TCP_GUEST_PORT;
+	b->mss = 1460; /* the guest's MTU is 1500 */
+	resolve_peer(b);
+	b->snd_nxt = 0x10000000;
+	tcp_ctl(b, 0x02, true); /* SYN */
+	b->snd_nxt++;
+	t0 = bench_now();
+	while (!b->syn_acked) {
+		if (b->tcp_rst)
+			bench_fail("net: the peer refused the TCP connection");
+		if (bench_now() - t0 > 5)
+			bench_fail("net: no SYN-ACK within 5 s");
+		wait_irq(b, 10);
+		rx_reap(b);
+		answer_arp(b);
+	}
+	tcp_ctl(b, 0x10, false); /* ACK */
+	chunk = (65535 - 40) / b->mss * b->mss;
+	acked0 = b->snd_una;
+	bench_start(&clk);
+	last_progress = clk.t0;
+	while (bench_now() - clk.t0 < secs) {
+		bool any = false;
+		uint32_t prev_una = b->snd_una;
+
+		old = b->d.q[TXQ].avail_idx;
+		while (used_one(&b->d, TXQ, &head, &len)) {
+			if (head < slots && busy[head]) {
+				busy[head] = false;
+				inflight--;
+			}
+		}
+		if (rx_reap(b))
+			any = true;
+		if (b->tcp_rst)
+			bench_fail("net: the peer reset the TCP connection");
+		for (i = 0; i < slots && inflight < slots; i++) {
+			uint32_t flen;
+			struct vdriver_buf v;
+
+			if (busy[i])
+				continue;
+			if (b->snd_nxt - b->snd_una + chunk > b->peer_wnd)
+				break;
+			flen = build_tcp(b, i, 0x18, 0, chunk); /* PSH|ACK */
+			v = (struct vdriver_buf){ b->tx_gpa + (uint64_t)i * TX_ROOM,
+						  HDR + flen };
+			bench_post(&b->d, TXQ, i, 1, &v, 1, 0);
+			busy[i] = true;
+			inflight++;
+			b->snd_nxt += chunk;
+			b->tx_frames++;
+			any = true;
+		}
+		bench_kick(&b->d, TXQ, old);
+		if (b->snd_una != prev_una)
+			last_progress = bench_now();
+		else if (bench_now() - last_progress > 1.0)
+			bench_fail("net: TCP made no progress for 1 s");
+		if (!any)
+			wait_irq(b, 10);
+	}
+	bench_stop(&clk);
+	bench_print(&clk, b->tx_frames, (uint64_t)(b->snd_una - acked0),
+		    ", \"datagrams\": 0, \"mss\": %u, \"chunk\": %u",
+		    b->mss, chunk);
+	tcp_ctl(b, 0x14, false); /* RST|ACK: the sink sees the end */
+}
+
+static void run_tcprx(struct netb *b, double secs)
+{
+	struct bench_clock clk;
+	unsigned int slots = b->txq - 1, next = 0;
+	static bool busy[1024];
+	uint16_t head, old;
+	uint32_t len;
+	double t0 = bench_now();
+	uint64_t bytes0;
+
+	if (slots > 1024)
+		slots = 1024;
+	b->tcp = b->tcp_listen = true;
+	b->guest_port = b->port; /* PORT: where the peer connects */
+	b->mss = 1460;
+	while (!b->got_syn) {
+		if (bench_now() - t0 > 15)
+			bench_fail("net: no SYN within 15 s");
+		wait_irq(b, 10);
+		rx_reap(b);
+		answer_arp(b);
+	}
+	/* The peer's MAC: the SYN came from it, and it asked for ours. */
+	if (!b->have_peer)
+		resolve_peer(b);
+	b->tcp = b->tcp_listen = true;
+	b->snd_nxt = 0x20000000;
+	tcp_ctl(b, 0x12, true); /* SYN-ACK */
+	b->snd_nxt++;
+	while (!b->counting) {
+		if (bench_now() - t0 > 15)
+			bench_fail("net: no data within 15 s");
+		wait_irq(b, 10);
+		rx_reap(b);
+		answer_arp(b);
+	}
+	bench_start(&clk);
+	bytes0 = b->tcp_rx_bytes;
+	b->rx_frames = 0;
+	while (bench_now() - clk.t0 < secs) {
+		bool any = rx_reap(b);
+
+		while (used_one(&b->d, TXQ, &head, &len))
+			if (head < slots)
+				busy[head] = false;
+		if (b->tcp_rst)
+			bench_fail("net: the peer reset the TCP connection");
+		if (b->need_ack && !busy[next]) {
+			struct vdriver_buf v;
+			uint32_t flen = build_tcp(b, next, 0x10, 0, 0);
+
+			old = b->d.q[TXQ].avail_idx;
+			v = (struct vdriver_buf){ b->tx_gpa +
+							  (uint64_t)next * TX_ROOM,
+						  HDR + flen };
+			bench_post(&b->d, TXQ, next, 1, &v, 1, 0);
+			bench_kick(&b->d, TXQ, old);
+			busy[next] = true;
+			next = (next + 1) % slots;
+			b->need_ack = false;
+			any = true;
+		}
+		if (!any)
+			wait_irq(b, 10);
+	}
+	bench_stop(&clk);
+	bench_print(&clk, b->rx_frames, b->tcp_rx_bytes - bytes0,
+		    ", \"datagrams\": 0");
+	tcp_ctl(b, 0x14, false); /* RST|ACK */
+}
+
 int bench_net(int argc, char **argv)
 {
 	static struct netb b;
@@ -427,12 +775,16 @@ int bench_net(int argc, char **argv)
 	b.payload = (uint32_t)strtoul(argv[5], NULL, 0);
 	b.mtu = (uint32_t)strtoul(argv[6], NULL, 0);
 	secs = strtod(argv[7], NULL);
-	if (b.payload < 1 || b.payload > 65507 || b.mtu < 68 ||
+	if ((b.payload < 1 && strncmp(argv[4], "tcp", 3)) || b.payload > 65507 || b.mtu < 68 ||
 	    b.mtu > 65535 || !(secs > 0))
 		bench_fail("net: PAYLOAD 1..65507, MTU 68..65535, SECONDS > 0");
 	setup(&b, argv[0]);
 	if (!strcmp(argv[4], "tx"))
 		run_tx(&b, secs);
+	else if (!strcmp(argv[4], "tcptx"))
+		run_tcptx(&b, secs);
+	else if (!strcmp(argv[4], "tcprx"))
+		run_tcprx(&b, secs);
 	else
 		run_rx(&b, secs);
 	virtio_net_destroy(b.n);
@@ -545,6 +897,90 @@ int bench_udpblast(int argc, char **argv)
 	}
 	printf("{\"datagrams\": %llu, \"seconds\": %.4f}\n",
 	       (unsigned long long)n, bench_now() - t0);
+	close(s);
+	return 0;
+}
+
+int bench_tcpsink(int argc, char **argv)
+{
+	static uint8_t buf[1 << 20];
+	struct sockaddr_in sa;
+	uint64_t bytes = 0;
+	double secs, t0;
+	int s, c, one = 1;
+
+	if (argc != 3)
+		bench_fail("usage: tcpsink BIND_IP PORT SECONDS");
+	secs = strtod(argv[2], NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)strtoul(argv[1], NULL, 0));
+	sa.sin_addr.s_addr = parse_ip(argv[0]);
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		bench_fail("socket: %s", strerror(errno));
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4))
+		bench_fail("tcpsink %s: %s", argv[0], strerror(errno));
+	printf("ready\n");
+	fflush(stdout);
+	t0 = bench_now();
+	{
+		struct pollfd p = { .fd = s, .events = POLLIN };
+
+		if (poll(&p, 1, (int)(secs * 1000)) <= 0)
+			bench_fail("tcpsink: nobody connected");
+	}
+	c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		bench_fail("tcpsink: accept: %s", strerror(errno));
+	while (bench_now() - t0 < secs) {
+		struct pollfd p = { .fd = c, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		r = read(c, buf, sizeof(buf));
+		if (r <= 0)
+			break;
+		bytes += (uint64_t)r;
+	}
+	printf("{\"bytes\": %llu, \"datagrams\": 0, \"seconds\": %.4f}\n",
+	       (unsigned long long)bytes, bench_now() - t0);
+	close(c);
+	close(s);
+	return 0;
+}
+
+int bench_tcpblast(int argc, char **argv)
+{
+	static uint8_t buf[65536];
+	struct sockaddr_in sa;
+	uint64_t bytes = 0;
+	double secs, t0;
+	int s;
+
+	if (argc != 3)
+		bench_fail("usage: tcpblast DST_IP PORT SECONDS");
+	secs = strtod(argv[2], NULL);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)strtoul(argv[1], NULL, 0));
+	sa.sin_addr.s_addr = parse_ip(argv[0]);
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+		bench_fail("tcpblast: connect: %s", strerror(errno));
+	t0 = bench_now();
+	while (bench_now() - t0 < secs) {
+		ssize_t r = write(s, buf, sizeof(buf));
+
+		if (r <= 0)
+			break;
+		bytes += (uint64_t)r;
+	}
+	printf("{\"bytes\": %llu, \"datagrams\": 0, \"seconds\": %.4f}\n",
+	       (unsigned long long)bytes, bench_now() - t0);
 	close(s);
 	return 0;
 }

@@ -177,8 +177,10 @@ static void usage(void)
 		"  9p-host DIR write|read|meta SIZE_OR_COUNT [CHUNK]\n"
 		"  blk   FILE RW BS QD direct|buffered uring|sync SECONDS "
 		"[raw|qcow2]\n"
-		"  net   CONF GUEST_IP PEER_IP PORT tx|rx PAYLOAD MTU SECONDS\n"
+		"  net   CONF GUEST_IP PEER_IP PORT tx|rx|tcptx|tcprx PAYLOAD MTU SECONDS\n"
 		"  udpsink BIND_IP PORT SECONDS\n"
+		"  tcpsink BIND_IP PORT SECONDS\n"
+		"  tcpblast DST_IP PORT SECONDS\n"
 		"  udpblast DST_IP PORT PAYLOAD SECONDS\n"
 		"  vsock hyperkit|firecracker PATH g2h|h2g CONNS SECONDS "
 		"[BUF_ALLOC [CREDIT_EVERY]]\n"
@@ -202,6 +204,10 @@ int main(int argc, char **argv)
 		return bench_net(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "udpsink"))
 		return bench_udpsink(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "tcpsink"))
+		return bench_tcpsink(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "tcpblast"))
+		return bench_tcpblast(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "udpblast"))
 		return bench_udpblast(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "vsock"))

@@ -53,6 +53,8 @@ int bench_9p(int argc, char **argv, bool host);
 int bench_blk(int argc, char **argv);
 int bench_net(int argc, char **argv);
 int bench_udpsink(int argc, char **argv);
+int bench_tcpsink(int argc, char **argv);
+int bench_tcpblast(int argc, char **argv);
 int bench_udpblast(int argc, char **argv);
 int bench_vsock(int argc, char **argv);
 int bench_unixpeer(int argc, char **argv);
