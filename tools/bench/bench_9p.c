@@ -38,7 +38,7 @@ struct p9b {
 	uint64_t req, rsp, data; /* guest addresses */
 	struct iovec iov[2];
 	struct p9_cur c;
-	struct p9_cur r;         /* the reply, after rpc() */
+	struct p9_cur r; /* the reply, after rpc() */
 	uint16_t tag;
 	uint64_t requests;
 };
@@ -191,7 +191,8 @@ static void dev_rw(struct p9b *b, bool write, uint64_t size, uint32_t chunk)
 		rpc(b, P9_TLOPEN, 0, 0);
 	}
 	while (off < size) {
-		uint32_t n = size - off < chunk ? (uint32_t)(size - off) : chunk;
+		uint32_t n =
+			size - off < chunk ? (uint32_t)(size - off) : chunk;
 		uint32_t got;
 
 		msg_begin(b, write ? P9_TWRITE : P9_TREAD);
@@ -258,8 +259,7 @@ static void dev_meta(struct p9b *b, unsigned int count)
 
 /* --- the same on the host folder --- */
 
-static void host_rw(const char *dir, bool write, uint64_t size,
-		    uint32_t chunk)
+static void host_rw(const char *dir, bool write, uint64_t size, uint32_t chunk)
 {
 	struct bench_clock clk;
 	uint64_t off = 0, calls = 0;
@@ -335,9 +335,10 @@ static void host_meta(const char *dir, unsigned int count)
 	t[3] = bench_now();
 	bench_stop(&clk);
 	close(dfd);
-	bench_print(&clk, count, 0,
-		    ", \"create_s\": %.4f, \"stat_s\": %.4f, \"unlink_s\": %.4f",
-		    t[1] - t[0], t[2] - t[1], t[3] - t[2]);
+	bench_print(
+		&clk, count, 0,
+		", \"create_s\": %.4f, \"stat_s\": %.4f, \"unlink_s\": %.4f",
+		t[1] - t[0], t[2] - t[1], t[3] - t[2]);
 }
 
 int bench_9p(int argc, char **argv, bool host)
@@ -348,8 +349,9 @@ int bench_9p(int argc, char **argv, bool host)
 	const char *dir, *what;
 
 	if (argc < 3 || argc > 4)
-		bench_fail("usage: 9p|9p-host DIR write|read|meta SIZE_OR_COUNT "
-			   "[CHUNK]");
+		bench_fail(
+			"usage: 9p|9p-host DIR write|read|meta SIZE_OR_COUNT "
+			"[CHUNK]");
 	dir = argv[0];
 	what = argv[1];
 	n = strtoull(argv[2], NULL, 0);

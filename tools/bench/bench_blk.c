@@ -36,8 +36,7 @@ static uint64_t rng(void)
 	return rng_state * 0x2545f4914f6cdd1dULL;
 }
 
-static uint64_t next_offset(bool rnd, uint64_t *seq, uint64_t bs,
-			    uint64_t size)
+static uint64_t next_offset(bool rnd, uint64_t *seq, uint64_t bs, uint64_t size)
 {
 	uint64_t off;
 
@@ -79,16 +78,17 @@ int bench_blk(int argc, char **argv)
 	uint32_t bs;
 
 	if (argc != 7 && argc != 8)
-		bench_fail("usage: blk FILE read|write|randread|randwrite BS QD "
-			   "direct|buffered uring|sync SECONDS [raw|qcow2]");
+		bench_fail(
+			"usage: blk FILE read|write|randread|randwrite BS QD "
+			"direct|buffered uring|sync SECONDS [raw|qcow2]");
 	write = strstr(argv[1], "write") != NULL;
 	rnd = !strncmp(argv[1], "rand", 4);
 	bs = (uint32_t)strtoul(argv[2], NULL, 0);
 	qd = (unsigned int)strtoul(argv[3], NULL, 0);
 	o.path = argv[0];
 	o.nocache = !strcmp(argv[4], "direct");
-	o.engine = !strcmp(argv[5], "sync") ? BLK_ENGINE_SYNC :
-					      BLK_ENGINE_URING;
+	o.engine =
+		!strcmp(argv[5], "sync") ? BLK_ENGINE_SYNC : BLK_ENGINE_URING;
 	secs = strtod(argv[6], NULL);
 	o.format = BLK_FORMAT_RAW;
 	if (argc == 8 && !strcmp(argv[7], "qcow2"))
@@ -96,7 +96,8 @@ int bench_blk(int argc, char **argv)
 	if (!bs || bs % 4096 || bs > MAX_BS || !qd || qd > MAX_QD ||
 	    !(secs > 0))
 		bench_fail("blk: BS 4 KiB..1 MiB in 4 KiB steps, QD 1..%u, "
-			   "SECONDS > 0", MAX_QD);
+			   "SECONDS > 0",
+			   MAX_QD);
 	if (vdriver_init(&d, (uint64_t)MAX_QD * MAX_BS + (64ULL << 20)))
 		bench_fail("blk: guest memory");
 	if (virtio_blk_init(&vb, "virtio-blk@bench", &d.mem, &o, 1, err,
@@ -137,7 +138,8 @@ int bench_blk(int argc, char **argv)
 			bench_fail("blk: used head %u was never posted", head);
 		status = *(uint8_t *)vdriver_ptr(&d, slots[i].status);
 		if (status != VIRTIO_BLK_S_OK)
-			bench_fail("blk: request failed with status %u", status);
+			bench_fail("blk: request failed with status %u",
+				   status);
 		done++;
 		old = d.q[0].avail_idx;
 		post(&d, i, &slots[i], write, next_offset(rnd, &seq, bs, size),

@@ -247,8 +247,8 @@ static bool rx_reap(struct netb *b)
 	bool any = false;
 
 	while (used_one(&b->d, RXQ, &head, &len)) {
-		uint8_t *p = vdriver_ptr(&b->d,
-					 b->rx_gpa + (uint64_t)head * RX_BUF);
+		uint8_t *p =
+			vdriver_ptr(&b->d, b->rx_gpa + (uint64_t)head * RX_BUF);
 
 		if (head >= b->rxq || len > RX_BUF)
 			bench_fail("net: bad used receive entry %u len %u",
@@ -304,8 +304,8 @@ static void setup(struct netb *b, const char *conf)
 
 	if (vdriver_init(&b->d, 256ULL << 20))
 		bench_fail("net: guest memory");
-	if (virtio_net_init(&b->n, "virtio-net@bench", &b->d.mem,
-			    "virtio-net", conf, mac, err, sizeof(err)))
+	if (virtio_net_init(&b->n, "virtio-net@bench", &b->d.mem, "virtio-net",
+			    conf, mac, err, sizeof(err)))
 		bench_fail("net: %s", err);
 	memcpy(b->mac, virtio_net_mac(b->n), 6);
 	vdriver_attach(&b->d, virtio_net_dev(b->n));
@@ -430,7 +430,6 @@ static void run_rx(struct netb *b, double secs)
 		    (unsigned long long)b->rx_datagrams);
 }
 
-
 /* --- tcptx: a TCP sender with segmentation offload (TSO) --- */
 
 #define TCP_GUEST_PORT 40001
@@ -452,7 +451,8 @@ static void put32(uint8_t *p, uint32_t v)
 static uint16_t tcp_pseudo(const struct netb *b, uint32_t tcp_len)
 {
 	uint32_t s = 6 + tcp_len;
-	const uint8_t *a = (const uint8_t *)&b->ip, *c = (const uint8_t *)&b->peer_ip;
+	const uint8_t *a = (const uint8_t *)&b->ip,
+		      *c = (const uint8_t *)&b->peer_ip;
 
 	s += get16(a) + get16(a + 2) + get16(c) + get16(c + 2);
 	while (s >> 16)
@@ -526,8 +526,8 @@ static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len)
 	}
 	if (b->tcp_listen) {
 		uint32_t seq = get32(t + 4);
-		uint32_t dlen = get16(ip + 2) - (ip[0] & 15) * 4 -
-				(t[12] >> 4) * 4;
+		uint32_t dlen =
+			get16(ip + 2) - (ip[0] & 15) * 4 - (t[12] >> 4) * 4;
 
 		if ((flags & 0x12) == 0x02) { /* SYN */
 			b->rcv_nxt = seq + 1;
@@ -564,10 +564,12 @@ static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len)
 			olen = t[off + 1];
 			if (olen < 2)
 				break;
-			if (kind == 2 && olen == 4 && get16(t + off + 2) < b->mss)
+			if (kind == 2 && olen == 4 &&
+			    get16(t + off + 2) < b->mss)
 				b->mss = get16(t + off + 2);
 			if (kind == 3 && olen == 3)
-				b->peer_wscale = t[off + 2] > 14 ? 14 : t[off + 2];
+				b->peer_wscale =
+					t[off + 2] > 14 ? 14 : t[off + 2];
 			off += olen;
 		}
 		b->snd_una = ack;
@@ -576,8 +578,7 @@ static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len)
 	}
 	if (!(flags & 0x10) || !b->syn_acked)
 		return;
-	if ((int32_t)(ack - b->snd_una) > 0 &&
-	    (int32_t)(ack - b->snd_nxt) <= 0)
+	if ((int32_t)(ack - b->snd_una) > 0 && (int32_t)(ack - b->snd_nxt) <= 0)
 		b->snd_una = ack;
 	b->peer_wnd = (uint32_t)get16(t + 14) << b->peer_wscale;
 }
@@ -591,8 +592,13 @@ static void tcp_ctl(struct netb *b, uint8_t flags, bool syn)
 	uint32_t len, flen;
 
 	if (syn) {
-		o[0] = 2; o[1] = 4; put16(o + 2, 1460);  /* MSS */
-		o[4] = 1; o[5] = 3; o[6] = 3; o[7] = TCP_WSCALE;
+		o[0] = 2;
+		o[1] = 4;
+		put16(o + 2, 1460); /* MSS */
+		o[4] = 1;
+		o[5] = 3;
+		o[6] = 3;
+		o[7] = TCP_WSCALE;
 	}
 	flen = build_tcp(b, slot, flags, syn ? 8 : 0, 0);
 	{
@@ -666,8 +672,9 @@ static void run_tcptx(struct netb *b, double secs)
 			if (b->snd_nxt - b->snd_una + chunk > b->peer_wnd)
 				break;
 			flen = build_tcp(b, i, 0x18, 0, chunk); /* PSH|ACK */
-			v = (struct vdriver_buf){ b->tx_gpa + (uint64_t)i * TX_ROOM,
-						  HDR + flen };
+			v = (struct vdriver_buf){
+				b->tx_gpa + (uint64_t)i * TX_ROOM, HDR + flen
+			};
 			bench_post(&b->d, TXQ, i, 1, &v, 1, 0);
 			busy[i] = true;
 			inflight++;
@@ -685,8 +692,8 @@ static void run_tcptx(struct netb *b, double secs)
 	}
 	bench_stop(&clk);
 	bench_print(&clk, b->tx_frames, (uint64_t)(b->snd_una - acked0),
-		    ", \"datagrams\": 0, \"mss\": %u, \"chunk\": %u",
-		    b->mss, chunk);
+		    ", \"datagrams\": 0, \"mss\": %u, \"chunk\": %u", b->mss,
+		    chunk);
 	tcp_ctl(b, 0x14, false); /* RST|ACK: the sink sees the end */
 }
 
@@ -742,9 +749,9 @@ static void run_tcprx(struct netb *b, double secs)
 			uint32_t flen = build_tcp(b, next, 0x10, 0, 0);
 
 			old = b->d.q[TXQ].avail_idx;
-			v = (struct vdriver_buf){ b->tx_gpa +
-							  (uint64_t)next * TX_ROOM,
-						  HDR + flen };
+			v = (struct vdriver_buf){
+				b->tx_gpa + (uint64_t)next * TX_ROOM, HDR + flen
+			};
 			bench_post(&b->d, TXQ, next, 1, &v, 1, 0);
 			bench_kick(&b->d, TXQ, old);
 			busy[next] = true;
@@ -767,16 +774,17 @@ int bench_net(int argc, char **argv)
 	double secs;
 
 	if (argc != 8)
-		bench_fail("usage: net CONF GUEST_IP PEER_IP PORT tx|rx PAYLOAD "
-			   "MTU SECONDS");
+		bench_fail(
+			"usage: net CONF GUEST_IP PEER_IP PORT tx|rx PAYLOAD "
+			"MTU SECONDS");
 	b.ip = parse_ip(argv[1]);
 	b.peer_ip = parse_ip(argv[2]);
 	b.port = (uint16_t)strtoul(argv[3], NULL, 0);
 	b.payload = (uint32_t)strtoul(argv[5], NULL, 0);
 	b.mtu = (uint32_t)strtoul(argv[6], NULL, 0);
 	secs = strtod(argv[7], NULL);
-	if ((b.payload < 1 && strncmp(argv[4], "tcp", 3)) || b.payload > 65507 || b.mtu < 68 ||
-	    b.mtu > 65535 || !(secs > 0))
+	if ((b.payload < 1 && strncmp(argv[4], "tcp", 3)) ||
+	    b.payload > 65507 || b.mtu < 68 || b.mtu > 65535 || !(secs > 0))
 		bench_fail("net: PAYLOAD 1..65507, MTU 68..65535, SECONDS > 0");
 	setup(&b, argv[0]);
 	if (!strcmp(argv[4], "tx"))
@@ -827,8 +835,7 @@ int bench_udpsink(int argc, char **argv)
 	if (argc != 3)
 		bench_fail("usage: udpsink BIND_IP PORT SECONDS");
 	secs = strtod(argv[2], NULL);
-	s = udp_socket(argv[0], (uint16_t)strtoul(argv[1], NULL, 0), true,
-		       &sa);
+	s = udp_socket(argv[0], (uint16_t)strtoul(argv[1], NULL, 0), true, &sa);
 	for (i = 0; i < BATCH; i++) {
 		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
 		memset(&m[i], 0, sizeof(m[i]));

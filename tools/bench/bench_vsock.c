@@ -136,14 +136,20 @@ static void wait_irq(struct vsb *b, int ms)
 }
 
 /* Send a packet on @c: @op, @len payload bytes (RW), @flags. */
-static bool send_pkt(struct vsb *b, struct vconn *c, uint16_t op,
-		     uint32_t len, uint32_t flags)
+static bool send_pkt(struct vsb *b, struct vconn *c, uint16_t op, uint32_t len,
+		     uint32_t flags)
 {
 	struct vsock_pkt p = {
-		.src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID,
-		.src_port = c->lport, .dst_port = c->pport, .len = len,
-		.type = VIRTIO_VSOCK_TYPE_STREAM, .op = op, .flags = flags,
-		.buf_alloc = buf_alloc, .fwd_cnt = c->fwd_cnt,
+		.src_cid = GUEST_CID,
+		.dst_cid = VSOCK_HOST_CID,
+		.src_port = c->lport,
+		.dst_port = c->pport,
+		.len = len,
+		.type = VIRTIO_VSOCK_TYPE_STREAM,
+		.op = op,
+		.flags = flags,
+		.buf_alloc = buf_alloc,
+		.fwd_cnt = c->fwd_cnt,
 	};
 	struct vdriver_buf v;
 	uint16_t slot, old = b->d.q[VIRTIO_VSOCK_TX].avail_idx;
@@ -195,7 +201,8 @@ static struct vconn *new_conn(struct vsb *b, uint32_t lport, uint32_t pport)
 
 	for (i = 0; i < MAX_CONNS; i++)
 		if (!b->c[i].used) {
-			b->c[i] = (struct vconn){ .used = true, .lport = lport,
+			b->c[i] = (struct vconn){ .used = true,
+						  .lport = lport,
 						  .pport = pport };
 			return &b->c[i];
 		}
@@ -282,8 +289,8 @@ static void setup(struct vsb *b, const char *kind, const char *path)
 
 	snprintf(cs, sizeof(cs), "guest_cid=%u,%s=%s", GUEST_CID,
 		 hk ? "path" : "uds_path", path);
-	if (vsock_conf_parse(&conf, hk ? VSOCK_HYPERKIT : VSOCK_FIRECRACKER,
-			     cs, err, sizeof(err)))
+	if (vsock_conf_parse(&conf, hk ? VSOCK_HYPERKIT : VSOCK_FIRECRACKER, cs,
+			     err, sizeof(err)))
 		bench_fail("vsock: %s", err);
 	if (vdriver_init(&b->d, 256ULL << 20))
 		bench_fail("vsock: guest memory");
@@ -355,7 +362,8 @@ static void run_g2h(struct vsb *b, unsigned int n, double secs)
 					  (c->tx_cnt - c->peer_fwd_cnt);
 
 			if (c->closed)
-				bench_fail("vsock: the host closed a connection");
+				bench_fail(
+					"vsock: the host closed a connection");
 			if (credit > c->peer_buf_alloc || credit == 0)
 				continue;
 			if (send_pkt(b, c, VIRTIO_VSOCK_OP_RW,
@@ -370,7 +378,8 @@ static void run_g2h(struct vsb *b, unsigned int n, double secs)
 	bench_stop(&clk);
 	for (i = 0; i < n; i++)
 		send_ctl(b, &b->c[i], VIRTIO_VSOCK_OP_SHUTDOWN,
-			 VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
+			 VIRTIO_VSOCK_SHUTDOWN_RCV |
+				 VIRTIO_VSOCK_SHUTDOWN_SEND);
 	bench_print(&clk, n, b->tx_bytes, ", \"conns\": %u", n);
 }
 
@@ -457,14 +466,16 @@ int bench_vsock(int argc, char **argv)
 	double secs;
 
 	if (argc < 4)
-		bench_fail("usage: vsock hyperkit|firecracker PATH g2h|h2g CONNS "
-			   "SECONDS | vsock KIND PATH setup SECONDS");
+		bench_fail(
+			"usage: vsock hyperkit|firecracker PATH g2h|h2g CONNS "
+			"SECONDS | vsock KIND PATH setup SECONDS");
 	setup(&b, argv[0], argv[1]);
 	if (!strcmp(argv[2], "setup")) {
 		run_setup(&b, strtod(argv[3], NULL));
 	} else {
 		if (argc < 5 || argc > 7)
-			bench_fail("vsock: CONNS SECONDS [BUF_ALLOC [CREDIT_EVERY]]");
+			bench_fail(
+				"vsock: CONNS SECONDS [BUF_ALLOC [CREDIT_EVERY]]");
 		n = (unsigned int)strtoul(argv[3], NULL, 0);
 		secs = strtod(argv[4], NULL);
 		if (argc == 6)

@@ -20,7 +20,8 @@ struct bench_clock {
 };
 
 /* Print "devbench: ..." on stderr and exit 1. */
-void bench_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void bench_fail(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in seconds. */
 double bench_now(void);
 void bench_start(struct bench_clock *c);
