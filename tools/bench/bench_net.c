@@ -854,6 +854,9 @@ int bench_udpsink(int argc, char **argv)
 	while (bench_now() - t0 < secs) {
 		struct pollfd p = { .fd = s, .events = POLLIN };
 
+		/* Done once the sender has been quiet for half a second. */
+		if (n && bench_now() - last > 0.5)
+			break;
 		if (poll(&p, 1, 100) <= 0)
 			continue;
 		r = recvmmsg(s, m, BATCH, MSG_DONTWAIT, NULL);
