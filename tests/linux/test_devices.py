@@ -112,7 +112,7 @@ def test_disks_rng_and_networks(khyve_path, kit, tmp_path):
     out = console_text(log)
     assert "/dev/root / ext4 rw" in out or "/dev/vda / ext4 rw" in out, out
     assert "RNG=virtio_rng.0" in out, out
-    assert "MQ=0 1 " in out, out
+    assert "MQ=0 1\r" in out, out
     assert " vdb1" in out, out
     checked = out.split("DMESG-CHECKED")[0].rsplit("vdb1", 1)[1]
     assert not checked.strip(), f"driver complaints: {checked}"
