@@ -22,7 +22,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <libgen.h>
 #include <linux/virtio_blk.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,10 +325,10 @@ static void handle(struct virtio_blk *vb, struct vblk_queue *q)
 	struct vblk_io *io;
 	int r;
 
-	q->pushed = true;
 	if (e->out_len < VBLK_HDR_LEN || e->in_len < 1) {
 		/* Nowhere to answer: hand the buffers back, then stop. */
 		vq_push(vq, e->head, 0);
+		q->pushed = true;
 		vq->broken = true;
 		virtio_dev_set_needs_reset(&vb->vdev,
 					   "request without a "
