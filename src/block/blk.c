@@ -31,15 +31,12 @@
 #define BLK_MAX_BLOCK 65536
 #define BLK_ZERO_CHUNK (1u << 20)
 
-/*
- * The formats, probed in order; raw is the fallback and probes nothing.
- * qcow2 (blk_format_qcow2, src/block/qcow2*.c) joins this table when it
- * is merged.
- */
+/* The formats, probed in order; raw is the fallback and probes nothing. */
 static const struct {
 	enum blk_format_kind kind;
 	const struct blk_format_ops *ops;
 } formats[] = {
+	{ BLK_FORMAT_QCOW2, &blk_format_qcow2 },
 	{ BLK_FORMAT_RAW, &blk_format_raw },
 };
 

@@ -9,6 +9,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rnd.h"
+#include "devices/virtio_vsock.h"
 #include "machine.h"
 
 static const struct emulation emulations[] = {
@@ -21,8 +22,8 @@ static const struct emulation emulations[] = {
 	{ "virtio-net", virtio_net_create },
 	{ "virtio-tap", virtio_net_create },
 	{ "virtio-vpnkit", virtio_net_create },
-	{ "virtio-sock", NULL },
-	{ "virtio-vsock", NULL },
+	{ "virtio-sock", virtio_vsock_create },
+	{ "virtio-vsock", virtio_vsock_create },
 	{ "virtio-rnd", virtio_rnd_create },
 	{ "virtio-9p", virtio_9p_create },
 	{ "virtio-balloon", NULL },

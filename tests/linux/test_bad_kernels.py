@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from test_linux import KIT
+from kit import KIT
 
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,9 @@ SRC_KEY=$(printf 'format=%s\nlinux-source-6.1=%s\npatches=%s\n' \
 	"$KIT_FORMAT" "$LINUX_PKG_VER" "$(patches_hash)" | sha256sum | cut -d' ' -f1)
 KERNEL_KEY=$(printf 'src=%s\nfragment=%s\n' \
 	"$SRC_KEY" "$(sha "$KIT_DIR/kernel.fragment")" | sha256sum | cut -d' ' -f1)
-INITRAMFS_KEY=$(printf 'format=%s\ninit=%s\nfstab=%s\nbusybox-static=%s\n' \
-	"$KIT_FORMAT" "$(sha "$KIT_DIR/init")" "$(sha "$KIT_DIR/fstab")" "$BUSYBOX_PKG_VER" |
+INITRAMFS_KEY=$(printf 'format=%s\ninit=%s\nfstab=%s\nbusybox-static=%s\nvsock=%s\n' \
+	"$KIT_FORMAT" "$(sha "$KIT_DIR/init")" "$(sha "$KIT_DIR/fstab")" "$BUSYBOX_PKG_VER" \
+	"$(sha "$KIT_DIR/khyve-vsock.c")" |
 	sha256sum | cut -d' ' -f1)
 
 SRC="$OUT/src"
@@ -169,6 +170,9 @@ else
 	install -m 0755 /bin/busybox "$R/bin/busybox"
 	install -m 0755 "$KIT_DIR/init" "$R/init"
 	install -m 0644 "$KIT_DIR/fstab" "$R/etc/fstab"
+	# busybox has no vsock client: a small static one for the tests.
+	gcc -static -O2 -s -o "$R/bin/khyve-vsock" "$KIT_DIR/khyve-vsock.c" ||
+		die "building khyve-vsock failed"
 	ln -s busybox "$R/bin/sh"
 	chmod 0755 "$R"/{bin,sbin,usr,usr/bin,usr/sbin,dev,proc,sys,root,etc,mnt}
 	chmod 1777 "$R/tmp"
