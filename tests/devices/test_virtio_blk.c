@@ -669,6 +669,57 @@ static void reset_mid_io(void **state)
 	assert_false(needs_reset(f));
 }
 
+/*
+ * A chain longer than seg_max (a driver should not, but may): 400 data
+ * descriptors of 512 bytes, through an indirect table. Served all the same.
+ */
+static void long_chain(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 400 };
+	static struct vdriver_buf b[N + 2];
+	static uint8_t w[N * 512], file[N * 512];
+	uint64_t hdr = vdriver_alloc(&f->d, 16, 16);
+	uint64_t data = vdriver_alloc(&f->d, N * 512, 4096);
+	uint64_t st = vdriver_alloc(&f->d, 1, 1);
+	struct virtio_blk_outhdr *h = gptr(f, hdr);
+	uint16_t head, got;
+	uint32_t len;
+	unsigned int i;
+
+	start(f, ALL_FEATURES);
+	for (i = 0; i < 2; i++) {
+		bool write = i == 0;
+		unsigned int k;
+
+		h->type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+		h->sector = 100;
+		b[0] = (struct vdriver_buf){ hdr, 16 };
+		for (k = 0; k < N; k++)
+			b[1 + k] = (struct vdriver_buf){ data + k * 512, 512 };
+		b[N + 1] = (struct vdriver_buf){ st, 1 };
+		if (write) {
+			pattern(w, sizeof(w), 5);
+			memcpy(gptr(f, data), w, sizeof(w));
+			head = vdriver_post(&f->d, 0, b, N + 1, b + N + 1, 1,
+					    true);
+		} else {
+			memset(gptr(f, data), 0, sizeof(w));
+			head = vdriver_post(&f->d, 0, b, 1, b + 1, N + 1, true);
+		}
+		vdriver_kick(&f->d, 0);
+		assert_int_equal(
+			vdriver_wait_used(&f->d, 0, &got, &len, TIMEOUT_MS), 1);
+		assert_int_equal(got, head);
+		assert_int_equal(*(uint8_t *)gptr(f, st), VIRTIO_BLK_S_OK);
+	}
+	assert_int_equal(len, N * 512 + 1);
+	assert_memory_equal(gptr(f, data), w, sizeof(w));
+	file_read(f, 100 * 512, file, sizeof(file));
+	assert_memory_equal(file, w, sizeof(w));
+	assert_false(needs_reset(f));
+}
+
 /* Post a hand-made direct chain @bufs (flags given) and kick. */
 static void post_raw(struct fixture *f, const struct vring_desc *descs,
 		     unsigned int n, uint16_t first)
@@ -915,6 +966,7 @@ int main(void)
 		BOTH(hostile_loop, setup),
 		BOTH(hostile_data_outside_ram, setup),
 		BOTH(odd_but_legal_chains, setup),
+		BOTH(long_chain, setup),
 		cmocka_unit_test_prestate(enospc, (void *)&kind_sync),
 		cmocka_unit_test_prestate(enospc, (void *)&kind_uring),
 	};
