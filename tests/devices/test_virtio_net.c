@@ -974,7 +974,7 @@ static void test_vpnkit(void **state)
 	struct fixture *f = *state;
 	const char *want = getenv("KHYVE_TEST_VPNKIT_MAC");
 	struct virtio_dev *dev;
-	uint8_t mac[6], wmac[6], gw_mac[6];
+	uint8_t mac[6], wmac[6], gw_mac[6], b[128];
 	uint16_t status;
 
 	if (!f || !want)
@@ -992,6 +992,14 @@ static void test_vpnkit(void **state)
 	arp_resolve(f, ip4("192.168.65.1"), gw_mac);
 	ping(f, ip4("192.168.65.1"), gw_mac, 1);
 	ping(f, ip4("192.168.65.1"), gw_mac, 2);
+	/* The server hangs up on "bye": link down in config space. */
+	tx_send(f, b, icmp_echo(f, b, gw_mac, ip4("192.168.65.1"), 3, "bye"),
+		false);
+	assert_true(vdriver_wait_config(&f->d, 5000));
+	dev->ops->config_read(dev, offsetof(struct virtio_net_config, status),
+			      &status, 2);
+	assert_int_equal(status, 0);
+	assert_false(vdriver_status(&f->d) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
 /* ---- tap (inside a network namespace, from test_virtio_net_hosts.py) ---- */
