@@ -336,12 +336,30 @@ static void test_init_bad_share(void **state)
 	struct fixture *f = *state;
 	struct virtio_9p_options o = { .tag = "t" };
 	struct virtio_9p *p;
-	char err[256] = "";
+	char err[256] = "", longtag[301];
 
 	o.share = "/nonexistent/khyve-9p";
 	assert_true(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err, sizeof(err)) <
 		    0);
 	assert_non_null(strstr(err, "/nonexistent/khyve-9p"));
+	/* A tag config space cannot hold (init called without the parser). */
+	o.share = f->share;
+	memset(longtag, 'x', sizeof(longtag) - 1);
+	longtag[sizeof(longtag) - 1] = '\0';
+	o.tag = longtag;
+	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
+					sizeof(err)),
+			 -EINVAL);
+	longtag[P9_NAME_MAX] = '\0'; /* 255: the most that fits */
+	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
+					sizeof(err)),
+			 0);
+	virtio_9p_destroy(p);
+	o.tag = "";
+	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
+					sizeof(err)),
+			 -EINVAL);
+	o.tag = "t";
 	o.share = "/etc/hostname";
 	err[0] = '\0';
 	if (access(o.share, F_OK) == 0) {
