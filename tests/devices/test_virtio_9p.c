@@ -31,16 +31,16 @@
 #define ROOT 1
 #define MSIZE P9_MSIZE_MAX
 #define PIECE (64 * 1024) /* bytes per descriptor of a long buffer */
-#define FEATURES                                                      \
+#define FEATURES                                                          \
 	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(0) /* MOUNT_TAG */ | \
-	 VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC) |                    \
+	 VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC) |                        \
 	 VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX))
 
 struct fixture {
 	struct vdriver d;
 	struct virtio_9p *p;
 	char share[64];
-	struct p9c c;        /* encoder and reply cursor only */
+	struct p9c c; /* encoder and reply cursor only */
 	uint64_t req_gpa, resp_gpa;
 	struct iovec resp_iov[P9C_BUF / PIECE + 1];
 	unsigned int resp_cnt;
@@ -196,9 +196,9 @@ static void session(struct fixture *f)
 	assert_int_equal(p9_get_u32(&f->c.rc), MSIZE);
 	assert_int_equal(p9_get_str(&f->c.rc, v, sizeof(v) - 1), 0);
 	assert_string_equal(v, "9P2000.L");
-	assert_int_equal(vcall(f, P9_TATTACH, "ddssd", ROOT, P9_NOFID, "root",
-			       "", 0),
-			 0);
+	assert_int_equal(
+		vcall(f, P9_TATTACH, "ddssd", ROOT, P9_NOFID, "root", "", 0),
+		0);
 }
 
 static struct p9_qid get_qid(struct p9_cur *c)
@@ -234,9 +234,9 @@ static struct p9_qid getattr(struct fixture *f, uint32_t fid, uint64_t *size,
 	struct p9_cur *c = &f->c.rc;
 	struct p9_qid q;
 
-	assert_int_equal(vcall(f, P9_TGETATTR, "dq", fid,
-			       (uint64_t)P9_GETATTR_BASIC),
-			 0);
+	assert_int_equal(
+		vcall(f, P9_TGETATTR, "dq", fid, (uint64_t)P9_GETATTR_BASIC),
+		0);
 	assert_true(p9_get_u64(c) & P9_GETATTR_SIZE);
 	q = get_qid(c);
 	*mode = p9_get_u32(c);
@@ -291,9 +291,8 @@ static void test_parse(void **state)
 	unsigned int i;
 
 	(void)state;
-	assert_int_equal(virtio_9p_parse("tag=t,share=/tmp", &o, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+		virtio_9p_parse("tag=t,share=/tmp", &o, err, sizeof(err)), 0);
 	assert_string_equal(o.tag, "t");
 	assert_string_equal(o.share, "/tmp");
 	assert_false(o.read_only);
@@ -347,18 +346,17 @@ static void test_init_bad_share(void **state)
 	memset(longtag, 'x', sizeof(longtag) - 1);
 	longtag[sizeof(longtag) - 1] = '\0';
 	o.tag = longtag;
-	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
-					sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		virtio_9p_init(&p, "v9p", &f->d.mem, &o, err, sizeof(err)),
+		-EINVAL);
 	longtag[P9_NAME_MAX] = '\0'; /* 255: the most that fits */
-	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
-					sizeof(err)),
-			 0);
+	assert_int_equal(
+		virtio_9p_init(&p, "v9p", &f->d.mem, &o, err, sizeof(err)), 0);
 	virtio_9p_destroy(p);
 	o.tag = "";
-	assert_int_equal(virtio_9p_init(&p, "v9p", &f->d.mem, &o, err,
-					sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		virtio_9p_init(&p, "v9p", &f->d.mem, &o, err, sizeof(err)),
+		-EINVAL);
 	o.tag = "t";
 	o.share = "/etc/hostname";
 	err[0] = '\0';
@@ -374,7 +372,7 @@ static void test_init_bad_share(void **state)
 static void test_session(void **state)
 {
 	struct fixture *f = *state;
-	const uint32_t chunk = MSIZE - 23;  /* Twrite's header */
+	const uint32_t chunk = MSIZE - 23; /* Twrite's header */
 	const uint32_t rchunk = MSIZE - 11; /* Rread's header */
 	const size_t total = 1 << 20;
 	const char *name[2];
@@ -427,7 +425,8 @@ static void test_session(void **state)
 	}
 	assert_memory_equal(back, data, total);
 	/* Past the end: nothing. */
-	assert_int_equal(vcall(f, P9_TREAD, "dqd", 2, (uint64_t)total, 4096), 0);
+	assert_int_equal(vcall(f, P9_TREAD, "dqd", 2, (uint64_t)total, 4096),
+			 0);
 	assert_int_equal(p9_get_u32(&f->c.rc), 0);
 	assert_int_equal(vcall(f, P9_TCLUNK, "d", 2), 0);
 
@@ -456,7 +455,7 @@ static void test_session(void **state)
 
 		get_qid(&f->c.rc);
 		p9_get_u64(&f->c.rc); /* offset */
-		p9_get_u8(&f->c.rc);  /* type */
+		p9_get_u8(&f->c.rc); /* type */
 		assert_int_equal(p9_get_str(&f->c.rc, ent, P9_NAME_MAX), 0);
 		seen_file |= !strcmp(ent, "data.bin");
 		seen_dir |= !strcmp(ent, "sub");
@@ -535,16 +534,16 @@ static void test_read_only(void **state)
 	start(f);
 	session(f);
 	assert_int_equal(walk(f, ROOT, 2, 0, NULL, &q), 0);
-	assert_int_equal(vcall(f, P9_TLCREATE, "dsddd", 2, "new", P9_DOTL_RDWR,
-			       0644, 0),
-			 -EROFS);
+	assert_int_equal(
+		vcall(f, P9_TLCREATE, "dsddd", 2, "new", P9_DOTL_RDWR, 0644, 0),
+		-EROFS);
 	assert_int_equal(vcall(f, P9_TMKDIR, "dsdd", ROOT, "d", 0755, 0),
 			 -EROFS);
 	assert_int_equal(vcall(f, P9_TUNLINKAT, "dsd", ROOT, "existing", 0),
 			 -EROFS);
-	assert_int_equal(vcall(f, P9_TRENAMEAT, "dsds", ROOT, "existing", ROOT,
-			       "other"),
-			 -EROFS);
+	assert_int_equal(
+		vcall(f, P9_TRENAMEAT, "dsds", ROOT, "existing", ROOT, "other"),
+		-EROFS);
 	/* Reading still works. */
 	assert_int_equal(walk(f, ROOT, 3, 1, name, &q), 0);
 	assert_int_equal(vcall(f, P9_TLOPEN, "dd", 3, P9_DOTL_RDONLY), 0);
@@ -615,20 +614,20 @@ static void test_reset_drops_fids(void **state)
 	assert_int_equal(vdriver_status(&f->d), 0);
 	start(f);
 	/* A new driver: no session until Tversion. */
-	assert_int_equal(vcall(f, P9_TGETATTR, "dq", 7,
-			       (uint64_t)P9_GETATTR_BASIC),
-			 -EPROTO);
+	assert_int_equal(
+		vcall(f, P9_TGETATTR, "dq", 7, (uint64_t)P9_GETATTR_BASIC),
+		-EPROTO);
 	assert_int_equal(vcall(f, P9_TVERSION, "ds", MSIZE, "9P2000.L"), 0);
 	/* The fids of the old session are gone. */
-	assert_int_equal(vcall(f, P9_TGETATTR, "dq", 7,
-			       (uint64_t)P9_GETATTR_BASIC),
-			 -EBADF);
-	assert_int_equal(vcall(f, P9_TGETATTR, "dq", ROOT,
-			       (uint64_t)P9_GETATTR_BASIC),
-			 -EBADF);
-	assert_int_equal(vcall(f, P9_TATTACH, "ddssd", ROOT, P9_NOFID, "root",
-			       "", 0),
-			 0);
+	assert_int_equal(
+		vcall(f, P9_TGETATTR, "dq", 7, (uint64_t)P9_GETATTR_BASIC),
+		-EBADF);
+	assert_int_equal(
+		vcall(f, P9_TGETATTR, "dq", ROOT, (uint64_t)P9_GETATTR_BASIC),
+		-EBADF);
+	assert_int_equal(
+		vcall(f, P9_TATTACH, "ddssd", ROOT, P9_NOFID, "root", "", 0),
+		0);
 	getattr(f, ROOT, &size, &mode);
 }
 
@@ -636,7 +635,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
-		cmocka_unit_test_setup_teardown(test_config_tag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_tag, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_init_bad_share, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_session, setup, teardown),

@@ -48,7 +48,7 @@
 #define ETH_IP 0x0800
 #define BIG_BUF (65550 + HDR)
 
-#define F_BASE                                                          \
+#define F_BASE                                                           \
 	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MAC) | \
 	 VIRTIO_BIT(VIRTIO_NET_F_STATUS) |                               \
 	 VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC))
@@ -260,8 +260,7 @@ static const uint8_t *ipv4_payload(const struct frame *r, uint8_t proto,
 
 static struct fixture fx;
 
-static void net_open(struct fixture *f, const char *emulation,
-		     const char *conf)
+static void net_open(struct fixture *f, const char *emulation, const char *conf)
 {
 	char err[256] = "";
 	int ret;
@@ -465,9 +464,9 @@ static bool dhcp_match(struct fixture *f, void *c)
 	if (!u || n < 8 + 240 || get16(u) != 67 || get16(u + 2) != 68)
 		return false;
 	if (get16(u + 6))
-		assert_int_equal(csum(u, n, pseudo(*(uint32_t *)(rf.d + 26),
-						   *(uint32_t *)(rf.d + 30), 17,
-						   n)),
+		assert_int_equal(csum(u, n,
+				      pseudo(*(uint32_t *)(rf.d + 26),
+					     *(uint32_t *)(rf.d + 30), 17, n)),
 				 0);
 	m = u + 8;
 	n -= 8;
@@ -658,7 +657,8 @@ static bool udp_match(struct fixture *f, void *c)
 	    get16(u) != ctx->sport || get16(u + 2) != ctx->dport)
 		return false;
 	if (get16(u + 6))
-		assert_int_equal(csum(u, n, pseudo(ctx->from, f->ip, 17, n)), 0);
+		assert_int_equal(csum(u, n, pseudo(ctx->from, f->ip, 17, n)),
+				 0);
 	assert_int_equal(n - 8, strlen(ctx->payload));
 	assert_memory_equal(u + 8, ctx->payload, n - 8);
 	return true;
@@ -696,9 +696,9 @@ static void test_udp_host_loopback(void **state)
 	assert_int_equal(n, 10);
 	assert_memory_equal(got, "hello host", 10);
 	/* Host to guest: the reply goes back through slirp's NAT. */
-	assert_int_equal(sendto(s, "hello guest", 11, 0,
-				(struct sockaddr *)&peer, alen),
-			 11);
+	assert_int_equal(
+		sendto(s, "hello guest", 11, 0, (struct sockaddr *)&peer, alen),
+		11);
 	ctx = (struct udp_ctx){ ip4("10.0.2.2"), ntohs(a.sin_port), 40001,
 				"hello guest" };
 	assert_true(rx_wait(f, udp_match, &ctx, 3000));
@@ -726,11 +726,11 @@ static bool syn_match(struct fixture *f, void *c)
 
 	(void)c;
 	t = ipv4_payload(&rf, 6, &n);
-	if (!t || n < 20 || get16(t + 2) != 8080 || memcmp(rf.d + 30, &f->ip, 4))
+	if (!t || n < 20 || get16(t + 2) != 8080 ||
+	    memcmp(rf.d + 30, &f->ip, 4))
 		return false;
-	assert_int_equal(csum(t, n, pseudo(*(uint32_t *)(rf.d + 26), f->ip, 6,
-					   n)),
-			 0);
+	assert_int_equal(
+		csum(t, n, pseudo(*(uint32_t *)(rf.d + 26), f->ip, 6, n)), 0);
 	return (t[13] & 0x12) == 0x02; /* SYN, no ACK */
 }
 
@@ -1052,8 +1052,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rx_no_buffers_then_posted,
 						setup_user, teardown),
-		cmocka_unit_test_setup_teardown(test_rx_too_few_mergeable_buffers,
-						setup_user, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rx_too_few_mergeable_buffers, setup_user,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_big_for_buffer,
 						setup_user, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_frame_larger_than_ring,
