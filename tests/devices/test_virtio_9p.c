@@ -555,6 +555,48 @@ static void test_read_only(void **state)
 	assert_int_equal(stat(path, &st), -1);
 }
 
+static void test_many_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	const unsigned int n = 64;
+	uint16_t heads[64], head;
+	uint64_t reqs = vdriver_alloc(&f->d, 64 * 64, 64);
+	uint64_t resps = vdriver_alloc(&f->d, 64 * 256, 64);
+	bool seen[64] = { false };
+	uint32_t len;
+	unsigned int i, j;
+
+	start(f);
+	session(f);
+	/* 64 Tgetattr of the root, one kick: all answered, each its tag. */
+	for (i = 0; i < n; i++) {
+		struct vdriver_buf out, in = { resps + 256 * i, 256 };
+
+		f->c.tag = (uint16_t)(100 + i);
+		p9c_make(&f->c, P9_TGETATTR, "dq", ROOT,
+			 (uint64_t)P9_GETATTR_BASIC);
+		out = (struct vdriver_buf){ reqs + 64 * i,
+					    (uint32_t)f->c.reqlen };
+		memcpy(vdriver_ptr(&f->d, out.gpa), f->c.req, f->c.reqlen);
+		heads[i] = vdriver_post(&f->d, 0, &out, 1, &in, 1, i & 1);
+	}
+	vdriver_kick(&f->d, 0);
+	for (i = 0; i < n; i++) {
+		uint8_t *r;
+
+		assert_int_equal(vdriver_wait_used(&f->d, 0, &head, &len, 5000),
+				 1);
+		for (j = 0; j < n && heads[j] != head; j++)
+			;
+		assert_true(j < n && !seen[j]);
+		seen[j] = true;
+		r = vdriver_ptr(&f->d, resps + 256 * j);
+		assert_true(len > P9_HDR_SIZE && len <= 256);
+		assert_int_equal(r[4], P9_RGETATTR);
+		assert_int_equal(r[5] | r[6] << 8, 100 + j);
+	}
+}
+
 static void test_short_reply_buffer(void **state)
 {
 	struct fixture *f = *state;
@@ -643,6 +685,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dotdot_stays_inside, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_read_only, setup_readonly,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_many_in_flight, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_short_reply_buffer, setup,
 						teardown),

@@ -871,7 +871,21 @@ static void test_tx_malformed(void **state)
 	vdriver_kick(&f->d, TXQ);
 	assert_int_equal(vdriver_wait_used(&f->d, TXQ, &got, &len, 3000), 1);
 	assert_int_equal(got, head);
+	/* A frame longer than the backend takes (1518 bytes): dropped. */
+	{
+		uint64_t big = vdriver_alloc(&f->d, HDR + 2000, 16);
+		struct vdriver_buf bb = { big, HDR + 2000 };
+
+		memset(vdriver_ptr(&f->d, big), 0, HDR + 2000);
+		memcpy((uint8_t *)vdriver_ptr(&f->d, big) + HDR, bcast, 6);
+		head = vdriver_post(&f->d, TXQ, &bb, 1, NULL, 0, false);
+		vdriver_kick(&f->d, TXQ);
+		assert_int_equal(
+			vdriver_wait_used(&f->d, TXQ, &got, &len, 3000), 1);
+		assert_int_equal(got, head);
+	}
 	assert_int_equal(stats(f).tx_frames, before.tx_frames);
+	assert_int_equal(stats(f).tx_malformed, before.tx_malformed + 2);
 	assert_false(vdriver_status(&f->d) & VIRTIO_STATUS_NEEDS_RESET);
 	/* The device still works. */
 	arp_resolve(f, ip4("10.0.2.2"), gw_mac);
@@ -1032,6 +1046,15 @@ static void test_tap(void **state)
 	arp_resolve(f, ip4(peer), peer_mac);
 	ping(f, ip4(peer), peer_mac, 1);
 	ping(f, ip4(peer), peer_mac, 2);
+	/* Again with checksum and segmentation offloads negotiated (the
+	 * device passes them to the tap with TUNSETOFFLOAD). */
+	start(f, F_MRG | VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+			 VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+			 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
+			 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4));
+	rx_post(f, 1526, 64);
+	arp_resolve(f, ip4(peer), peer_mac);
+	ping(f, ip4(peer), peer_mac, 3);
 	teardown((void **)&f);
 }
 
