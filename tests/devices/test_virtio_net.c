@@ -705,6 +705,134 @@ static void test_udp_host_loopback(void **state)
 	close(s);
 }
 
+/* ---- TCP with a server on the host's loopback ---- */
+
+#define TF_FIN 1
+#define TF_SYN 2
+#define TF_PSH 8
+#define TF_ACK 16
+
+struct tcp_ctx {
+	uint32_t peer;
+	uint16_t sport, dport;
+	/* What came: */
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint8_t data[64];
+	size_t n;
+	/* What to wait for: */
+	uint8_t want_flags;
+	size_t want_data;
+};
+
+static void tcp_send(struct fixture *f, struct tcp_ctx *c, const uint8_t *dmac,
+		     uint32_t seq, uint32_t ack, uint8_t flags,
+		     const char *data)
+{
+	size_t n = data ? strlen(data) : 0;
+	uint8_t b[128], *t = b + 34;
+
+	eth(f, b, dmac, ETH_IP);
+	ipv4(b, f->ip, c->peer, 6, 20 + n);
+	memset(t, 0, 20);
+	put16(t, c->sport);
+	put16(t + 2, c->dport);
+	put32(t + 4, seq);
+	put32(t + 8, ack);
+	t[12] = 5 << 4;
+	t[13] = flags;
+	put16(t + 14, 65535);
+	memcpy(t + 20, data, n);
+	put16(t + 16, csum(t, 20 + n, pseudo(f->ip, c->peer, 6, 20 + n)));
+	tx_send(f, b, 34 + 20 + n, false);
+}
+
+static bool tcp_match(struct fixture *f, void *v)
+{
+	struct tcp_ctx *c = v;
+	const uint8_t *t;
+	size_t n, hl;
+
+	t = ipv4_payload(&rf, 6, &n);
+	if (!t || n < 20 || memcmp(rf.d + 26, &c->peer, 4) ||
+	    get16(t) != c->dport || get16(t + 2) != c->sport)
+		return false;
+	assert_int_equal(csum(t, n, pseudo(c->peer, f->ip, 6, n)), 0);
+	hl = (size_t)(t[12] >> 4) * 4;
+	assert_true(hl >= 20 && hl <= n);
+	c->seq = (uint32_t)get16(t + 4) << 16 | get16(t + 6);
+	c->ack = (uint32_t)get16(t + 8) << 16 | get16(t + 10);
+	c->flags = t[13];
+	c->n = n - hl < sizeof(c->data) ? n - hl : sizeof(c->data);
+	memcpy(c->data, t + hl, c->n);
+	return (c->flags & c->want_flags) == c->want_flags &&
+	       c->n >= c->want_data;
+}
+
+static void test_tcp_host_loopback(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	struct tcp_ctx c = { .sport = 40002 };
+	uint32_t iss = 0x10000, rcv;
+	uint8_t gw_mac[6];
+	struct pollfd p;
+	char got[16];
+	int ls, s;
+
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(ls >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+	c.peer = ip4("10.0.2.2");
+	c.dport = ntohs(a.sin_port);
+	start(f, F_MRG);
+	rx_post(f, 1526, 32);
+	arp_resolve(f, c.peer, gw_mac);
+	/* Handshake: slirp connects to the host's listener. */
+	tcp_send(f, &c, gw_mac, iss, 0, TF_SYN, NULL);
+	c.want_flags = TF_SYN | TF_ACK;
+	assert_true(rx_wait(f, tcp_match, &c, 3000));
+	assert_int_equal(c.ack, iss + 1);
+	rcv = c.seq + 1;
+	tcp_send(f, &c, gw_mac, iss + 1, rcv, TF_ACK, NULL);
+	p = (struct pollfd){ .fd = ls, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(s >= 0);
+	/* Guest to host. */
+	tcp_send(f, &c, gw_mac, iss + 1, rcv, TF_PSH | TF_ACK, "hello tcp");
+	p = (struct pollfd){ .fd = s, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	assert_int_equal(recv(s, got, sizeof(got), 0), 9);
+	assert_memory_equal(got, "hello tcp", 9);
+	/* Host to guest. */
+	assert_int_equal(send(s, "world tcp", 9, 0), 9);
+	c.want_flags = TF_ACK;
+	c.want_data = 9;
+	assert_true(rx_wait(f, tcp_match, &c, 3000));
+	assert_int_equal(c.seq, rcv);
+	assert_int_equal(c.n, 9);
+	assert_memory_equal(c.data, "world tcp", 9);
+	rcv += 9;
+	tcp_send(f, &c, gw_mac, iss + 10, rcv, TF_ACK, NULL);
+	/* The host closes: a FIN; ours is acknowledged. */
+	close(s);
+	c.want_flags = TF_FIN;
+	c.want_data = 0;
+	assert_true(rx_wait(f, tcp_match, &c, 3000));
+	rcv++;
+	tcp_send(f, &c, gw_mac, iss + 10, rcv, TF_FIN | TF_ACK, NULL);
+	c.want_flags = TF_ACK;
+	do
+		assert_true(rx_wait(f, tcp_match, &c, 3000));
+	while (c.ack != iss + 11);
+	close(ls);
+}
+
 static uint16_t free_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
@@ -1070,6 +1198,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_arp_ping_gateway,
 						setup_user, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_host_loopback,
+						setup_user, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_host_loopback,
 						setup_user, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_syn, setup_user,
 						teardown),
