@@ -5,11 +5,11 @@
  *
  * The user-mode (libslirp) group runs by default: feature negotiation and
  * config space, DHCP over 1526-byte, 64 KiB and small mergeable receive
- * buffers (num_buffers checked), ARP and ping of 10.0.2.2, a UDP exchange
- * with a server on the host's loopback, a hostfwd SYN, receive with no or
- * too few buffers posted (nothing lost), a frame too big for a
- * non-mergeable buffer (dropped and counted), malformed transmit chains,
- * and reset in the middle of traffic.
+ * buffers (num_buffers checked), ARP and ping of 10.0.2.2, UDP and TCP
+ * exchanges with servers on the host's loopback, a hostfwd SYN, receive
+ * with no or too few buffers posted (nothing lost), a frame too big for a
+ * non-mergeable buffer or the whole ring (dropped and counted), malformed
+ * transmit chains and receive buffers, and reset in the middle of traffic.
  *
  * The VPNKit and tap groups need a server or a network namespace:
  * test_virtio_net_hosts.py runs this program with KHYVE_TEST_VPNKIT_SOCK
