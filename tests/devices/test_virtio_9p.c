@@ -544,6 +544,16 @@ static void test_read_only(void **state)
 	assert_int_equal(
 		vcall(f, P9_TRENAMEAT, "dsds", ROOT, "existing", ROOT, "other"),
 		-EROFS);
+	/* Opening an existing file for writing or truncation. */
+	assert_int_equal(walk(f, ROOT, 4, 1, name, &q), 0);
+	assert_int_equal(vcall(f, P9_TLOPEN, "dd", 4, P9_DOTL_WRONLY), -EROFS);
+	assert_int_equal(
+		vcall(f, P9_TLOPEN, "dd", 4, P9_DOTL_RDONLY | P9_DOTL_TRUNC),
+		-EROFS);
+	assert_int_equal(vcall(f, P9_TSETATTR, "dddddqqqqq", 4, P9_SETATTR_SIZE,
+			       0, 0, 0, (uint64_t)0, (uint64_t)0, (uint64_t)0,
+			       (uint64_t)0, (uint64_t)0),
+			 -EROFS);
 	/* Reading still works. */
 	assert_int_equal(walk(f, ROOT, 3, 1, name, &q), 0);
 	assert_int_equal(vcall(f, P9_TLOPEN, "dd", 3, P9_DOTL_RDONLY), 0);
