@@ -218,7 +218,6 @@ def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
             "khyve-vsock cid",
             "khyve-vsock send 1524 ping-from-guest; echo",
             "khyve-vsock echo 5000 &",
-            "sleep 1; echo ECHO-READY",
             "wait; echo ECHO-DONE",
         ])
         proc = boot_command(
@@ -244,7 +243,8 @@ def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
         assert got == b"ping-from-guest"
         conn.sendall(b"pong-from-host")
         conn.close()
-        wait_log(log, "ECHO-READY", proc)
+        # The guest's listener is up once it says so (its own line).
+        wait_log(log, "LISTENING 5000", proc)
         host = socket.socket(socket.AF_UNIX)
         host.connect(str(vsock_dir / "connect"))
         host.sendall(b"%08x.%08x\n" % (7, 5000))
