@@ -181,6 +181,22 @@ static bool rx_flush_kept(struct virtio_net *n)
 	return true;
 }
 
+/* Offloads the guest may ask of the host on transmit (HOST_* features). */
+static unsigned int host_offloads(struct virtio_net *n)
+{
+	unsigned int off = 0;
+
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_CSUM))
+		off |= NETBE_OFF_CSUM;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_TSO4))
+		off |= NETBE_OFF_TSO4;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_TSO6))
+		off |= NETBE_OFF_TSO6;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_ECN))
+		off |= NETBE_OFF_ECN;
+	return off;
+}
+
 /* Send one popped transmit chain; false when the backend is full. */
 static bool tx_one(struct virtio_net *n, struct vq_elem *e)
 {
@@ -196,7 +212,16 @@ static bool tx_one(struct virtio_net *n, struct vq_elem *e)
 		return true; /* malformed: dropped, given back */
 	}
 	if (n->be.vnet_hdr_len) {
-		/* A private copy: the guest may change its own meanwhile. */
+		/*
+		 * A private copy (the guest may change its own meanwhile),
+		 * asking only for offloads the guest negotiated.
+		 */
+		if (netbe_vnet_hdr_check((const struct netbe_vnet_hdr *)&hdr,
+					 e->out_len - NET_HDR_LEN,
+					 host_offloads(n))) {
+			n->tx_bad++;
+			return true;
+		}
 		hdr.num_buffers = 0;
 		iov[cnt].iov_base = &hdr;
 		iov[cnt++].iov_len = NET_HDR_LEN;
