@@ -212,14 +212,19 @@ static bool conn_has_data(struct vconn *vc)
 	return vc->readable && vsock_conn_wants_host_data(&vc->c);
 }
 
-/* Put @vc on the rx list if it has something for the guest. */
+/*
+ * Put @vc on the rx list if it has something for the guest now: a packet
+ * owed, or host data and the credit to send it (or to ask for credit).
+ */
 static void conn_queue(struct vconn *vc)
 {
 	struct virtio_vsock *v = vc->v;
 
 	if (vc->queued)
 		return;
-	if (!vc->c.pending && !conn_has_data(vc))
+	if (!vc->c.pending &&
+	    !(conn_has_data(vc) && (vsock_conn_tx_credit(&vc->c) ||
+				    !vc->c.credit_requested)))
 		return;
 	TAILQ_INSERT_TAIL(&v->rxq, vc, rx_link);
 	vc->queued = true;
@@ -366,8 +371,8 @@ static bool rx_get(struct virtio_vsock *v)
 				return false;
 			continue;
 		}
-		if (v->rx_elem.in_len < VSOCK_HDR_SIZE) {
-			/* Too small for a header: hand it back unused. */
+		if (v->rx_elem.in_len <= VSOCK_HDR_SIZE) {
+			/* No room for data after the header: hand it back. */
 			warn_ratelimited("%s: rx buffer of %llu bytes is too "
 					 "small", v->name,
 					 (unsigned long long)v->rx_elem.in_len);
@@ -427,8 +432,6 @@ static bool rx_send_data(struct virtio_vsock *v, struct vconn *vc,
 		want = (uint32_t)room;
 	if (want > VSOCK_MAX_PKT)
 		want = VSOCK_MAX_PKT;
-	if (!want)
-		return false; /* a header-only buffer: nothing fits */
 	cnt = iov_slice(e->iov + e->out_num, e->in_num, VSOCK_HDR_SIZE, want,
 			v->iov);
 	do
@@ -492,12 +495,13 @@ static bool rx_serve_conn(struct virtio_vsock *v, struct vconn *vc,
 /* Send the guest what is waiting, as long as it gives rx buffers. */
 static void rx_pump(struct virtio_vsock *v)
 {
-	unsigned int sent = 0;
+	unsigned int sent = 0, rounds = 0;
 	bool freed;
 
 	if (!v->active)
 		return;
-	while ((v->rst_count || !TAILQ_EMPTY(&v->rxq)) && sent < VSOCK_BATCH) {
+	while ((v->rst_count || !TAILQ_EMPTY(&v->rxq)) && sent < VSOCK_BATCH &&
+	       rounds++ < 4 * VSOCK_BATCH) {
 		struct vconn *vc;
 
 		if (!rx_get(v))
@@ -520,7 +524,7 @@ static void rx_pump(struct virtio_vsock *v)
 	if (sent)
 		virtio_dev_notify_queue(&v->vdev, VIRTIO_VSOCK_RX);
 	/* More to do than one batch: come back after the other fds. */
-	if (sent == VSOCK_BATCH) {
+	if (sent >= VSOCK_BATCH || rounds > 4 * VSOCK_BATCH) {
 		uint64_t one = 1;
 
 		if (write(v->vdev.kick_fd[VIRTIO_VSOCK_RX], &one,
