@@ -44,7 +44,8 @@
 
 #define VSOCK_QUEUE_SIZE 256
 #define VSOCK_NR_QUEUES 3
-#define VSOCK_MAX_CONNS 4096
+/* At most this many connections (and rings of VIRTIO_VSOCK_BUF_ALLOC). */
+#define VSOCK_MAX_CONNS 1024
 #define VSOCK_HASH_SIZE 1024
 #define VSOCK_RST_QUEUE 1024
 #define VSOCK_TICK_MS 500
@@ -550,12 +551,11 @@ static void conn_event(struct ev_handler *h, uint32_t events)
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) &&
 	    vsock_conn_wants_host_data(&vc->c))
 		vc->readable = true;
-	if (conn_settle(vc)) {
-		rx_pump(v);
-		return;
+	if (!conn_settle(vc)) {
+		conn_update_watch(vc);
+		if (!conn_settle(vc))
+			conn_queue(vc);
 	}
-	conn_update_watch(vc);
-	conn_queue(vc);
 	rx_pump(v);
 }
 
@@ -663,7 +663,8 @@ static void tx_packet(struct virtio_vsock *v, const struct vq_elem *elem)
 	if (conn_settle(vc))
 		return;
 	conn_update_watch(vc);
-	conn_queue(vc);
+	if (!conn_settle(vc))
+		conn_queue(vc);
 }
 
 static void tx_serve(struct ev_handler *h, uint32_t events)

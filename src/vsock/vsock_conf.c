@@ -78,7 +78,7 @@ static int set_path(struct vsock_conf *c, const char *name, const char *v,
 		return -EINVAL;
 	}
 	if (len + suffix + 1 > sizeof(c->path)) {
-		snprintf(err, errlen, "%s: path too long for a Unix socket "
+		snprintf(err, errlen, "%s=: too long for a Unix socket "
 			 "address (%zu bytes; at most %zu)", name, len,
 			 sizeof(c->path) - suffix - 1);
 		return -EINVAL;
@@ -152,7 +152,7 @@ dup:
 	}
 	if (!have_cid || !have_path) {
 		snprintf(err, errlen, "missing %s (expected guest_cid=C,%s=%s)",
-			 !have_cid ? "guest_cid=" : path_opt, path_opt,
+			 !have_cid ? "guest_cid" : path_opt, path_opt,
 			 kind == VSOCK_HYPERKIT ? "DIR" : "PATH");
 		return -EINVAL;
 	}
