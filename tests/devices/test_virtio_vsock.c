@@ -114,11 +114,11 @@ enum gstate { G_FREE, G_CONNECTING, G_OPEN, G_CLOSED };
 struct gconn {
 	enum gstate state;
 	uint32_t gport, hport;
-	bool rst;                /* closed by an RST from the device */
+	bool rst; /* closed by an RST from the device */
 	bool peer_shut_send, peer_shut_rcv, shut_sent;
 	/* our receive side */
 	uint32_t buf_alloc, fwd_cnt, adv_fwd_cnt, rx_cnt;
-	bool paused;             /* the "application" does not read */
+	bool paused; /* the "application" does not read */
 	/* the device's receive side */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	unsigned int credit_requests;
@@ -144,15 +144,15 @@ struct gv {
 	int tx_free[TX_SLOTS];
 	unsigned int nr_tx_free;
 	struct gconn c[MAX_GCONNS];
-	uint32_t listen_port;     /* accept REQUESTs for it (0: none) */
-	uint64_t accept_total;    /* stream bytes for accepted connections */
+	uint32_t listen_port; /* accept REQUESTs for it (0: none) */
+	uint64_t accept_total; /* stream bytes for accepted connections */
 	uint32_t accept_buf_alloc;
 	uint32_t next_port;
 	unsigned int rst_unknown; /* RSTs for no connection of ours */
 	uint32_t last_rst_port;
 	unsigned int requests_refused;
-	bool refuse_all;          /* answer REQUESTs with RST */
-	bool ignore_requests;     /* answer nothing */
+	bool refuse_all; /* answer REQUESTs with RST */
+	bool ignore_requests; /* answer nothing */
 	char dir[64];
 };
 
@@ -168,11 +168,13 @@ static void gv_post_rx(struct gv *v, unsigned int i)
 		b[0] = (struct vdriver_buf){ v->rx_gpa[i], VSOCK_HDR_SIZE };
 		b[1] = (struct vdriver_buf){ v->rx_gpa[i] + VSOCK_HDR_SIZE,
 					     RX_PAYLOAD };
-		head = vdriver_post(&v->d, VIRTIO_VSOCK_RX, NULL, 0, b, 2, false);
+		head = vdriver_post(&v->d, VIRTIO_VSOCK_RX, NULL, 0, b, 2,
+				    false);
 	} else {
 		b[0] = (struct vdriver_buf){ v->rx_gpa[i],
 					     VSOCK_HDR_SIZE + RX_PAYLOAD };
-		head = vdriver_post(&v->d, VIRTIO_VSOCK_RX, NULL, 0, b, 1, false);
+		head = vdriver_post(&v->d, VIRTIO_VSOCK_RX, NULL, 0, b, 1,
+				    false);
 	}
 	v->rx_of_head[head] = (int)i;
 }
@@ -267,7 +269,8 @@ static void gv_send_raw(struct gv *v, const struct vsock_pkt *p,
 		break;
 	default:
 		b[0] = (struct vdriver_buf){ gpa, 20 };
-		b[1] = (struct vdriver_buf){ gpa + 20, VSOCK_HDR_SIZE - 20 + len };
+		b[1] = (struct vdriver_buf){ gpa + 20,
+					     VSOCK_HDR_SIZE - 20 + len };
 		n = 2;
 		break;
 	}
@@ -280,10 +283,16 @@ static void gv_send(struct gv *v, struct gconn *c, uint16_t op, uint32_t flags,
 		    const void *payload, uint32_t len)
 {
 	struct vsock_pkt p = {
-		.src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID,
-		.src_port = c->gport, .dst_port = c->hport,
-		.len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op,
-		.flags = flags, .buf_alloc = c->buf_alloc, .fwd_cnt = c->fwd_cnt,
+		.src_cid = GUEST_CID,
+		.dst_cid = VSOCK_HOST_CID,
+		.src_port = c->gport,
+		.dst_port = c->hport,
+		.len = len,
+		.type = VIRTIO_VSOCK_TYPE_STREAM,
+		.op = op,
+		.flags = flags,
+		.buf_alloc = c->buf_alloc,
+		.fwd_cnt = c->fwd_cnt,
 	};
 
 	c->adv_fwd_cnt = c->fwd_cnt;
@@ -296,7 +305,8 @@ static uint32_t gv_credit(const struct gconn *c)
 {
 	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
 
-	return in_flight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
+	return in_flight >= c->peer_buf_alloc ? 0 :
+						c->peer_buf_alloc - in_flight;
 }
 
 /* The application read @n bytes: credit back to the device, as Linux. */
@@ -479,7 +489,8 @@ static bool gv_push_streams(struct gv *v)
 			if (c->initiator && c->prefix_sent < 8) {
 				if (credit < 8)
 					break;
-				gv_send(v, c, VIRTIO_VSOCK_OP_RW, 0, &c->seed, 8);
+				gv_send(v, c, VIRTIO_VSOCK_OP_RW, 0, &c->seed,
+					8);
 				c->prefix_sent = 8;
 				any = true;
 				continue;
@@ -789,8 +800,8 @@ out:
 	return NULL;
 }
 
-static void hpeer_start(struct hpeer *h, int fd, bool initiator,
-			uint64_t seed, uint64_t total)
+static void hpeer_start(struct hpeer *h, int fd, bool initiator, uint64_t seed,
+			uint64_t total)
 {
 	memset(h, 0, sizeof(*h));
 	h->fd = fd;
@@ -892,9 +903,11 @@ static int setup_kind(void **state, enum vsock_kind kind)
 	}
 	vdriver_attach(&g.d, virtio_vsock_dev(g.dev));
 	for (unsigned int i = 0; i < RX_BUFS; i++)
-		g.rx_gpa[i] = vdriver_alloc(&g.d, VSOCK_HDR_SIZE + RX_PAYLOAD, 64);
+		g.rx_gpa[i] =
+			vdriver_alloc(&g.d, VSOCK_HDR_SIZE + RX_PAYLOAD, 64);
 	for (unsigned int i = 0; i < TX_SLOTS; i++)
-		g.tx_gpa[i] = vdriver_alloc(&g.d, VSOCK_HDR_SIZE + TX_PAYLOAD, 64);
+		g.tx_gpa[i] =
+			vdriver_alloc(&g.d, VSOCK_HDR_SIZE + TX_PAYLOAD, 64);
 	g.next_port = 40000;
 	gv_start(&g);
 	*state = &g;
@@ -984,7 +997,8 @@ static void test_guest_to_host(void **state)
 	assert_memory_equal(c->raw, "hello guest", 11);
 	/* Guest-side close: SHUTDOWN both → host EOF, RST back. */
 	gv_send(&g, c, VIRTIO_VSOCK_OP_SHUTDOWN,
-		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, 0);
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL,
+		0);
 	assert_true(gv_run_until(&g, conn_closed, c, 5000));
 	assert_true(c->rst);
 	assert_true(host_sees_close(fd, 5000));
@@ -1004,9 +1018,13 @@ static bool got_rst_unknown(void *arg)
 static void test_rst_no_listener(void **state)
 {
 	struct vsock_pkt p = {
-		.src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID,
-		.src_port = 777, .dst_port = 9999, .len = 0,
-		.type = VIRTIO_VSOCK_TYPE_STREAM, .op = VIRTIO_VSOCK_OP_RW,
+		.src_cid = GUEST_CID,
+		.dst_cid = VSOCK_HOST_CID,
+		.src_port = 777,
+		.dst_port = 9999,
+		.len = 0,
+		.type = VIRTIO_VSOCK_TYPE_STREAM,
+		.op = VIRTIO_VSOCK_OP_RW,
 	};
 	unsigned int want = 1;
 	struct gconn *c;
@@ -1102,7 +1120,8 @@ static void test_guest_forwards(void **state)
 	assert_true(gv_run_until(&g, peer_shut, c, 5000));
 	assert_true(c->peer_shut_send);
 	gv_send(&g, c, VIRTIO_VSOCK_OP_SHUTDOWN,
-		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, 0);
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL,
+		0);
 	assert_true(gv_run_until(&g, conn_closed, c, 5000));
 	assert_true(gv_run_until(&g, dev_idle, &g, 5000));
 }
@@ -1111,15 +1130,19 @@ static void test_guest_forwards(void **state)
 static void test_bad_handshakes(void **state)
 {
 	static const char *const fc_bad[] = {
-		"GET / HTTP/1.1\n", "CONNECT\n", "CONNECT 12 13\n",
+		"GET / HTTP/1.1\n",
+		"CONNECT\n",
+		"CONNECT 12 13\n",
 		"CONNECT 99999999999\n",
 		"CONNECT 1                                           \n",
 	};
 	static const char *const hk_bad[] = {
 		"00000004.00001388\n", /* another CID */
-		"zzzzzzzz.00001388\n", "CONNECT 5000\n    ",
+		"zzzzzzzz.00001388\n",
+		"CONNECT 5000\n    ",
 	};
-	const char *const *bad = g.conf.kind == VSOCK_HYPERKIT ? hk_bad : fc_bad;
+	const char *const *bad =
+		g.conf.kind == VSOCK_HYPERKIT ? hk_bad : fc_bad;
 	unsigned int n = g.conf.kind == VSOCK_HYPERKIT ? 3 : 5, i;
 	char path[200];
 	int silent, fd;
@@ -1200,7 +1223,7 @@ static void test_credit_exhaustion(void **state)
 	host_port_path(path, sizeof(path), HOST_PORT);
 	lfd = unix_listen(path);
 	c = gv_connect_buf(&g, HOST_PORT, 8192); /* a small guest buffer... */
-	c->paused = true;     /* ...that its application does not read */
+	c->paused = true; /* ...that its application does not read */
 	assert_true(gv_run_until(&g, conn_settled, c, 5000));
 	fd = accept(lfd, NULL, NULL);
 	assert_true(fd >= 0);
@@ -1297,8 +1320,10 @@ static void test_bad_packets(void **state)
 	{
 		/* Another CID as source, for a port with no connection. */
 		struct vsock_pkt p = {
-			.src_cid = 77, .dst_cid = VSOCK_HOST_CID,
-			.src_port = 123, .dst_port = 456,
+			.src_cid = 77,
+			.dst_cid = VSOCK_HOST_CID,
+			.src_port = 123,
+			.dst_port = 456,
 			.type = VIRTIO_VSOCK_TYPE_STREAM,
 			.op = VIRTIO_VSOCK_OP_REQUEST,
 		};
@@ -1341,10 +1366,13 @@ static void test_bad_packets(void **state)
 	/* A bad packet on it (type SEQPACKET) resets it. */
 	{
 		struct vsock_pkt p = {
-			.src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID,
-			.src_port = c->gport, .dst_port = c->hport,
+			.src_cid = GUEST_CID,
+			.dst_cid = VSOCK_HOST_CID,
+			.src_port = c->gport,
+			.dst_port = c->hport,
 			.type = VIRTIO_VSOCK_TYPE_SEQPACKET,
-			.op = VIRTIO_VSOCK_OP_RW, .len = 1,
+			.op = VIRTIO_VSOCK_OP_RW,
+			.len = 1,
 		};
 
 		gv_send_raw(&g, &p, "x", 1);
@@ -1360,8 +1388,8 @@ static void test_bad_packets(void **state)
 struct stress {
 	unsigned int n_g2h, n_h2g;
 	struct hserver srv;
-	struct hpeer *hpeers;     /* host → guest initiators */
-	struct gconn *gc[64];     /* guest → host initiators */
+	struct hpeer *hpeers; /* host → guest initiators */
+	struct gconn *gc[64]; /* guest → host initiators */
 };
 
 static bool stress_done(void *arg)
@@ -1447,7 +1475,8 @@ static void test_stress_20(void **state)
 	}
 	print_message("vsock %s: 20 connections, %.1f MiB each way each, "
 		      "%.2f s, %.1f MiB/s total\n",
-		      g.conf.kind == VSOCK_HYPERKIT ? "hyperkit" : "firecracker",
+		      g.conf.kind == VSOCK_HYPERKIT ? "hyperkit" :
+						      "firecracker",
 		      (double)total / (1 << 20), secs,
 		      40.0 * (double)total / (1 << 20) / secs);
 	close(s.srv.lfd);

@@ -76,10 +76,12 @@ static void packets(const uint8_t *data, size_t size)
 		data++;
 		size--;
 		/* What the chain holds after the header: from the control byte. */
-		ret = vsock_proto_parse_hdr(data, (ctl & 0xf) * 4096ULL, CID, &p);
+		ret = vsock_proto_parse_hdr(data, (ctl & 0xf) * 4096ULL, CID,
+					    &p);
 		if (ret == 0) {
-			if (p.len > (ctl & 0xf) * 4096U || p.len > VSOCK_MAX_PKT ||
-			    p.src_cid != CID || p.dst_cid != VSOCK_HOST_CID)
+			if (p.len > (ctl & 0xf) * 4096U ||
+			    p.len > VSOCK_MAX_PKT || p.src_cid != CID ||
+			    p.dst_cid != VSOCK_HOST_CID)
 				abort();
 			vsock_conn_recv(&c, &p);
 		}
@@ -88,12 +90,14 @@ static void packets(const uint8_t *data, size_t size)
 		size -= VSOCK_HDR_SIZE;
 		/* Host side events. */
 		if (ctl & 0x10)
-			vsock_conn_forwarded(&c, vsock_conn_unforwarded(&c) >> (ctl >> 6));
+			vsock_conn_forwarded(&c, vsock_conn_unforwarded(&c) >>
+							 (ctl >> 6));
 		if (ctl & 0x20) {
 			credit = vsock_conn_tx_credit(&c);
 			n = credit > 4096 ? 4096 : credit;
 			if (n)
-				vsock_conn_build(&c, VIRTIO_VSOCK_OP_RW, n, &out);
+				vsock_conn_build(&c, VIRTIO_VSOCK_OP_RW, n,
+						 &out);
 			else
 				vsock_conn_stalled(&c);
 		}
