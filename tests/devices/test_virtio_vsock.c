@@ -46,6 +46,8 @@
 #define RX_PAYLOAD 4096
 #define TX_SLOTS 64
 #define TX_PAYLOAD 4096
+/* Largest tx packet (Linux sends up to 64 KiB); the bench uses it. */
+#define TX_MAX_PAYLOAD VSOCK_MAX_PKT
 #define MAX_GCONNS 64
 #define GUEST_BUF_ALLOC (256U * 1024)
 #define HOST_PORT 1524
@@ -128,6 +130,8 @@ struct gconn {
 	uint8_t seedbuf[8];
 	unsigned int seed_got, prefix_sent;
 	bool bad;
+	/* bench mode: count what arrives, send zeros */
+	bool bench;
 	/* raw mode: what arrived */
 	uint8_t raw[65536];
 	size_t raw_len;
@@ -153,6 +157,10 @@ struct gv {
 	unsigned int requests_refused;
 	bool refuse_all; /* answer REQUESTs with RST */
 	bool ignore_requests; /* answer nothing */
+	bool accept_bench; /* accepted connections are bench sinks */
+	bool hold_rx; /* do not give used rx buffers back */
+	unsigned int held[RX_BUFS], nr_held;
+	uint32_t tx_size; /* payload per RW packet */
 	char dir[64];
 };
 
@@ -195,6 +203,20 @@ static void gv_start(struct gv *v)
 	v->refuse_all = v->ignore_requests = false;
 	v->rst_unknown = 0;
 	v->requests_refused = 0;
+	v->hold_rx = false;
+	v->nr_held = 0;
+	v->accept_bench = false;
+	if (!v->tx_size)
+		v->tx_size = TX_PAYLOAD;
+}
+
+/* Give back the rx buffers held while hold_rx was set. */
+static void gv_release_rx(struct gv *v)
+{
+	v->hold_rx = false;
+	while (v->nr_held)
+		gv_post_rx(v, v->held[--v->nr_held]);
+	vdriver_kick(&v->d, VIRTIO_VSOCK_RX);
 }
 
 static struct gconn *gv_find(struct gv *v, uint32_t gport, uint32_t hport)
@@ -212,12 +234,17 @@ static struct gconn *gv_alloc(struct gv *v)
 {
 	unsigned int i;
 
-	for (i = 0; i < MAX_GCONNS; i++)
-		if (v->c[i].state == G_FREE) {
-			memset(&v->c[i], 0, sizeof(v->c[i]));
-			v->c[i].buf_alloc = GUEST_BUF_ALLOC;
-			return &v->c[i];
+	/* Free slots first; closed ones (kept for inspection) when none. */
+	for (i = 0; i < 2 * MAX_GCONNS; i++) {
+		struct gconn *c = &v->c[i % MAX_GCONNS];
+
+		if (c->state == G_FREE ||
+		    (i >= MAX_GCONNS && c->state == G_CLOSED)) {
+			memset(c, 0, sizeof(*c));
+			c->buf_alloc = GUEST_BUF_ALLOC;
+			return c;
 		}
+	}
 	fail_msg("out of guest connections");
 	return NULL;
 }
@@ -322,6 +349,11 @@ static void gv_data(struct gv *v, struct gconn *c, const uint8_t *data,
 {
 	assert_true(c->rx_cnt - c->fwd_cnt + len <= c->buf_alloc);
 	c->rx_cnt += len;
+	if (c->bench) {
+		c->recvd += len;
+		gv_consumed(v, c, len);
+		return;
+	}
 	if (!c->stream) {
 		assert_true(c->raw_len + len <= sizeof(c->raw));
 		memcpy(c->raw + c->raw_len, data, len);
@@ -391,7 +423,13 @@ static void gv_rx_packet(struct gv *v, const struct vsock_pkt *p,
 			c->stream = true;
 			c->total = v->accept_total;
 		}
+		if (v->accept_bench) {
+			c->stream = false;
+			c->bench = true;
+		}
 		gv_send(v, c, VIRTIO_VSOCK_OP_RESPONSE, 0, NULL, 0);
+		if (c->bench)
+			gv_send(v, c, VIRTIO_VSOCK_OP_RW, 0, "!", 1);
 		return;
 	}
 	/* Credit rides on every packet. */
@@ -416,6 +454,14 @@ static void gv_rx_packet(struct gv *v, const struct vsock_pkt *p,
 			c->peer_shut_send = true;
 		if (p->flags & VIRTIO_VSOCK_SHUTDOWN_RCV)
 			c->peer_shut_rcv = true;
+		/* A bench connection closes when the host does, as Linux's. */
+		if (c->bench && !c->shut_sent) {
+			c->shut_sent = true;
+			gv_send(v, c, VIRTIO_VSOCK_OP_SHUTDOWN,
+				VIRTIO_VSOCK_SHUTDOWN_RCV |
+					VIRTIO_VSOCK_SHUTDOWN_SEND,
+				NULL, 0);
+		}
 		break;
 	case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
 		c->credit_requests++;
@@ -460,8 +506,12 @@ static bool gv_reap_rx(struct gv *v)
 		assert_true(p.len <= RX_PAYLOAD);
 		memcpy(payload, buf + VSOCK_HDR_SIZE, p.len);
 		/* Repost first: handling may send, and the device may answer. */
-		gv_post_rx(v, (unsigned int)i);
-		vdriver_kick(&v->d, VIRTIO_VSOCK_RX);
+		if (v->hold_rx) {
+			v->held[v->nr_held++] = (unsigned int)i;
+		} else {
+			gv_post_rx(v, (unsigned int)i);
+			vdriver_kick(&v->d, VIRTIO_VSOCK_RX);
+		}
 		gv_rx_packet(v, &p, payload);
 		any = true;
 	}
@@ -479,6 +529,25 @@ static bool gv_push_streams(struct gv *v)
 		struct gconn *c = &v->c[i];
 		unsigned int burst = 0;
 
+		if (c->state == G_OPEN && c->bench && c->sent < c->total) {
+			static const uint8_t zeros[TX_MAX_PAYLOAD];
+
+			while (burst++ < 8 && v->nr_tx_free) {
+				uint32_t n = gv_credit(c);
+
+				if (n > v->tx_size)
+					n = v->tx_size;
+				if (n > c->total - c->sent)
+					n = (uint32_t)(c->total - c->sent);
+				if (!n)
+					break;
+				gv_send(v, c, VIRTIO_VSOCK_OP_RW, 0, zeros, n);
+				c->sent += n;
+				any = true;
+			}
+			gv_reap_tx(v);
+			continue;
+		}
 		if (c->state != G_OPEN || !c->stream || c->shut_sent)
 			continue;
 		if (!c->initiator && !c->seed_known)
@@ -906,8 +975,8 @@ static int setup_kind(void **state, enum vsock_kind kind)
 		g.rx_gpa[i] =
 			vdriver_alloc(&g.d, VSOCK_HDR_SIZE + RX_PAYLOAD, 64);
 	for (unsigned int i = 0; i < TX_SLOTS; i++)
-		g.tx_gpa[i] =
-			vdriver_alloc(&g.d, VSOCK_HDR_SIZE + TX_PAYLOAD, 64);
+		g.tx_gpa[i] = vdriver_alloc(
+			&g.d, VSOCK_HDR_SIZE + TX_MAX_PAYLOAD, 64);
 	g.next_port = 40000;
 	gv_start(&g);
 	*state = &g;
@@ -1531,6 +1600,258 @@ static void test_reset_mid_stream(void **state)
 	test_guest_to_host(state);
 }
 
+/* The guest stops giving rx buffers: the device waits, loses nothing. */
+static void test_rx_starvation(void **state)
+{
+	uint64_t total = 2 << 20, before;
+	struct hpeer h;
+	struct gconn *c;
+	int fd, i;
+
+	(void)state;
+	g.listen_port = GUEST_PORT;
+	g.accept_total = total;
+	fd = host_dial_guest(GUEST_PORT, false);
+	assert_true(fd >= 0);
+	hpeer_start(&h, fd, true, 4242, total);
+	if (g.conf.kind == VSOCK_FIRECRACKER)
+		h.fc_port_line = "OK";
+	hpeer_run(&h);
+	while (!(c = gv_find(&g, GUEST_PORT, 1U << 30)) || c->recvd < 65536)
+		gv_poll(&g, 5);
+	g.hold_rx = true;
+	for (i = 0; i < 100 && g.nr_held < RX_BUFS; i++)
+		gv_poll(&g, 5);
+	assert_int_equal(g.nr_held, RX_BUFS);
+	before = c->recvd;
+	for (i = 0; i < 40; i++)
+		gv_poll(&g, 5);
+	assert_int_equal(c->recvd, before);
+	assert_true(before < total);
+	gv_release_rx(&g);
+	assert_true(gv_run_until(&g, hpeer_done, &h, 20000));
+	pthread_join(h.tid, NULL);
+	if (!h.ok)
+		fail_msg("host peer: %s", h.err);
+	assert_true(gv_run_until(&g, conn_closed, c, 5000));
+	assert_int_equal(c->recvd, total);
+	assert_false(c->bad);
+}
+
+/* -- benchmark (VSOCK_BENCH=1) -- */
+
+struct bench_host {
+	int fd;
+	bool to_guest; /* write @total, else read until EOF */
+	uint32_t port; /* dial this guest port (to_guest) */
+	uint64_t total, moved;
+	bool done;
+	pthread_t tid;
+};
+
+static void *bench_host_main(void *arg)
+{
+	struct bench_host *b = arg;
+	static __thread uint8_t buf[65536];
+	char c;
+
+	if (b->to_guest) {
+		/* Wait for the guest's hello (Firecracker: after "OK n\n"). */
+		do {
+			if (read_full(b->fd, &c, 1) != 1)
+				goto out;
+		} while (c != '!');
+		while (b->moved < b->total) {
+			size_t n = b->total - b->moved < sizeof(buf) ?
+					   b->total - b->moved :
+					   sizeof(buf);
+
+			if (!write_all(b->fd, buf, n))
+				break;
+			b->moved += n;
+		}
+	} else {
+		for (;;) {
+			ssize_t n = read(b->fd, buf, sizeof(buf));
+
+			if (n <= 0)
+				break;
+			b->moved += (uint64_t)n;
+		}
+	}
+out:
+	close(b->fd);
+	__atomic_store_n(&b->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+struct bench_run {
+	struct bench_host *h;
+	struct gconn **gc;
+	unsigned int n;
+	bool to_guest;
+	uint64_t total;
+};
+
+static bool bench_done(void *arg)
+{
+	struct bench_run *r = arg;
+	unsigned int i;
+
+	for (i = 0; i < r->n; i++) {
+		if (r->to_guest) {
+			if (!__atomic_load_n(&r->h[i].done, __ATOMIC_ACQUIRE))
+				return false;
+		} else if (r->h[i].fd >= 0 &&
+			   __atomic_load_n(&r->h[i].moved, __ATOMIC_RELAXED) <
+				   r->total) {
+			return false;
+		}
+	}
+	if (r->to_guest) {
+		uint64_t got = 0;
+
+		for (i = 0; i < MAX_GCONNS; i++)
+			if (g.c[i].bench)
+				got += g.c[i].recvd;
+		return got >= (uint64_t)r->n * r->total;
+	}
+	return true;
+}
+
+static double bench_throughput(unsigned int n, bool to_guest, uint64_t total)
+{
+	struct bench_host h[8];
+	struct gconn *gc[8];
+	struct bench_run r = { h, gc, n, to_guest, total };
+	char path[200];
+	unsigned int i;
+	int lfd = -1;
+	int64_t t0;
+	double secs;
+
+	memset(h, 0, sizeof(h));
+	memset(g.c, 0, sizeof(g.c));
+	g.listen_port = GUEST_PORT;
+	g.accept_total = 0;
+	g.accept_bench = true;
+	g.tx_size = TX_MAX_PAYLOAD;
+	if (!to_guest) {
+		host_port_path(path, sizeof(path), HOST_PORT);
+		lfd = unix_listen(path);
+	}
+	t0 = now_ms();
+	for (i = 0; i < n; i++) {
+		h[i].to_guest = to_guest;
+		h[i].total = total;
+		if (to_guest) {
+			h[i].fd = host_dial_guest(GUEST_PORT, false);
+		} else {
+			gc[i] = gv_connect(&g, HOST_PORT);
+			gc[i]->bench = true;
+			gc[i]->total = total;
+			assert_true(
+				gv_run_until(&g, conn_settled, gc[i], 5000));
+			h[i].fd = accept(lfd, NULL, NULL);
+		}
+		assert_true(h[i].fd >= 0);
+		assert_int_equal(
+			pthread_create(&h[i].tid, NULL, bench_host_main, &h[i]),
+			0);
+	}
+	assert_true(gv_run_until(&g, bench_done, &r, 120000));
+	secs = (double)(now_ms() - t0) / 1000.0;
+	if (!to_guest)
+		for (i = 0; i < n; i++)
+			gv_send(&g, gc[i], VIRTIO_VSOCK_OP_SHUTDOWN,
+				VIRTIO_VSOCK_SHUTDOWN_RCV |
+					VIRTIO_VSOCK_SHUTDOWN_SEND,
+				NULL, 0);
+	for (i = 0; i < n; i++) {
+		while (!__atomic_load_n(&h[i].done, __ATOMIC_ACQUIRE))
+			gv_poll(&g, 1);
+		pthread_join(h[i].tid, NULL);
+		assert_int_equal(h[i].moved, total);
+	}
+	assert_true(gv_run_until(&g, dev_idle, &g, 5000));
+	if (lfd >= 0)
+		close(lfd);
+	g.tx_size = TX_PAYLOAD;
+	g.accept_bench = false;
+	return (double)n * (double)total / secs;
+}
+
+static bool conn_open_or_closed(void *arg)
+{
+	struct gconn *c = arg;
+
+	return c->state == G_OPEN || c->state == G_CLOSED;
+}
+
+/* Guest → host connections opened and closed one after another, per second. */
+static double bench_setup_rate(unsigned int count)
+{
+	char path[200];
+	unsigned int i;
+	int64_t t0;
+	int lfd;
+
+	host_port_path(path, sizeof(path), HOST_PORT);
+	lfd = unix_listen(path);
+	t0 = now_ms();
+	for (i = 0; i < count; i++) {
+		struct gconn *c = gv_connect(&g, HOST_PORT);
+		int fd;
+
+		assert_true(gv_run_until(&g, conn_open_or_closed, c, 5000));
+		assert_int_equal(c->state, G_OPEN);
+		fd = accept(lfd, NULL, NULL);
+		assert_true(fd >= 0);
+		close(fd);
+		gv_send(&g, c, VIRTIO_VSOCK_OP_SHUTDOWN,
+			VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND,
+			NULL, 0);
+		assert_true(gv_run_until(&g, conn_closed, c, 5000));
+		c->state = G_FREE;
+	}
+	close(lfd);
+	return count / ((double)(now_ms() - t0) / 1000.0);
+}
+
+/*
+ * VSOCK_BENCH=1 [VSOCK_BENCH_MIB=N]: throughput each way with 1 and 8
+ * connections (host side writes/reads 64 KiB at a time, the guest sends
+ * 64 KiB packets and posts 4 KiB rx buffers as Linux does) and the
+ * connection set-up rate. One line per number, "bench: ..." on stdout.
+ */
+static void test_bench(void **state)
+{
+	const char *mib = getenv("VSOCK_BENCH_MIB");
+	uint64_t total = (mib ? strtoull(mib, NULL, 10) : 512) << 20;
+	const char *kind =
+		g.conf.kind == VSOCK_HYPERKIT ? "hyperkit" : "firecracker";
+	static const unsigned int conns[] = { 1, 8 };
+	unsigned int i, dir;
+
+	(void)state;
+	if (!getenv("VSOCK_BENCH"))
+		skip();
+	for (dir = 0; dir < 2; dir++) {
+		for (i = 0; i < 2; i++) {
+			double bps = bench_throughput(conns[i], dir == 1,
+						      total / conns[i]);
+
+			printf("bench: vsock %s %s %u conn: %.0f MiB/s "
+			       "(%.2f Gbit/s)\n",
+			       kind, dir ? "host->guest" : "guest->host",
+			       conns[i], bps / (1 << 20), bps * 8 / 1e9);
+		}
+	}
+	printf("bench: vsock %s guest->host connection set-up: %.0f/s\n", kind,
+	       bench_setup_rate(2000));
+	fflush(stdout);
+}
+
 int main(void)
 {
 #define T(fn, kind) cmocka_unit_test_setup_teardown(fn, setup_##kind, teardown)
@@ -1548,6 +1869,8 @@ int main(void)
 		BOTH(test_bad_packets),
 		BOTH(test_stress_20),
 		BOTH(test_reset_mid_stream),
+		BOTH(test_rx_starvation),
+		BOTH(test_bench),
 	};
 #undef BOTH
 #undef T
