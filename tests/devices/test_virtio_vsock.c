@@ -926,7 +926,7 @@ static void *hserver_main(void *arg)
 }
 
 /* Host → guest connection in the convention of g.conf; -1 on failure. */
-static int host_dial_guest(uint32_t port, bool handshake_only)
+static int host_dial_guest(uint32_t port)
 {
 	char path[200], hdr[40];
 	int fd, n;
@@ -938,7 +938,6 @@ static int host_dial_guest(uint32_t port, bool handshake_only)
 		snprintf(path, sizeof(path), "%s", g.conf.path);
 		n = snprintf(hdr, sizeof(hdr), "CONNECT %u\n", port);
 	}
-	(void)handshake_only;
 	fd = unix_connect(path);
 	if (fd < 0)
 		return -1;
@@ -1140,7 +1139,7 @@ static void test_host_to_guest(void **state)
 	(void)state;
 	g.listen_port = GUEST_PORT;
 	g.accept_total = 300000;
-	fd = host_dial_guest(GUEST_PORT, false);
+	fd = host_dial_guest(GUEST_PORT);
 	assert_true(fd >= 0);
 	hpeer_start(&h, fd, true, 1234, 300000);
 	if (g.conf.kind == VSOCK_FIRECRACKER)
@@ -1165,7 +1164,7 @@ static void test_host_to_guest_refused(void **state)
 
 	(void)state;
 	g.refuse_all = true;
-	fd = host_dial_guest(6000, false);
+	fd = host_dial_guest(6000);
 	assert_true(fd >= 0);
 	for (int i = 0; i < 1000 && !g.requests_refused; i++)
 		gv_poll(&g, 5);
@@ -1258,7 +1257,7 @@ static void test_bad_handshakes(void **state)
 		struct hpeer h;
 
 		g.accept_total = 1000;
-		fd = host_dial_guest(GUEST_PORT, false);
+		fd = host_dial_guest(GUEST_PORT);
 		hpeer_start(&h, fd, true, 99, 1000);
 		if (g.conf.kind == VSOCK_FIRECRACKER)
 			h.fc_port_line = "OK";
@@ -1278,7 +1277,7 @@ static void test_connect_timeout(void **state)
 
 	(void)state;
 	g.ignore_requests = true;
-	fd = host_dial_guest(GUEST_PORT, false);
+	fd = host_dial_guest(GUEST_PORT);
 	assert_true(fd >= 0);
 	while (!host_sees_close(fd, 10)) {
 		gv_poll(&g, 5);
@@ -1535,7 +1534,7 @@ static void test_stress_20(void **state)
 		s.gc[i]->total = total;
 	}
 	for (i = 0; i < s.n_h2g; i++) {
-		int fd = host_dial_guest(GUEST_PORT, false);
+		int fd = host_dial_guest(GUEST_PORT);
 
 		assert_true(fd >= 0);
 		hpeer_start(&s.hpeers[i], fd, true, 2000 + i, total);
@@ -1599,7 +1598,7 @@ static void test_reset_mid_stream(void **state)
 	g.listen_port = GUEST_PORT;
 	g.accept_total = total;
 	for (i = 0; i < s.n_h2g; i++) {
-		int fd = host_dial_guest(GUEST_PORT, false);
+		int fd = host_dial_guest(GUEST_PORT);
 
 		assert_true(fd >= 0);
 		hpeer_start(&s.hpeers[i], fd, true, 3000 + i, total);
@@ -1634,7 +1633,7 @@ static void test_rx_starvation(void **state)
 	(void)state;
 	g.listen_port = GUEST_PORT;
 	g.accept_total = total;
-	fd = host_dial_guest(GUEST_PORT, false);
+	fd = host_dial_guest(GUEST_PORT);
 	assert_true(fd >= 0);
 	hpeer_start(&h, fd, true, 4242, total);
 	if (g.conf.kind == VSOCK_FIRECRACKER)
@@ -1766,7 +1765,7 @@ static double bench_throughput(unsigned int n, bool to_guest, uint64_t total)
 		h[i].to_guest = to_guest;
 		h[i].total = total;
 		if (to_guest) {
-			h[i].fd = host_dial_guest(GUEST_PORT, false);
+			h[i].fd = host_dial_guest(GUEST_PORT);
 		} else {
 			gc[i] = gv_connect(&g, HOST_PORT);
 			gc[i]->bench = true;
