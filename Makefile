@@ -17,6 +17,7 @@ FUZZ_TARGETS += tests/fuzz/fuzz_netbe
 FUZZ_TARGETS += tests/fuzz/fuzz_p9
 FUZZ_TARGETS += tests/fuzz/fuzz_qcow2
 FUZZ_TARGETS += tests/fuzz/fuzz_blk_conf
+FUZZ_TARGETS += tests/fuzz/fuzz_vsock
 
 .PHONY: all check demo bench fuzz guestkit deps-build deps-test clean
 
