@@ -662,8 +662,7 @@ int qcow2_free_entry_later(struct qcow2 *q, uint64_t e)
 		return qcow2_free_later(q, host, q->cluster_size);
 	case QCOW2_COMPRESSED_CL:
 		qcow2_compressed_range(q, e, &host, &len);
-		return qcow2_free_later(q, host & ~511ULL,
-					len + (host & 511));
+		return qcow2_free_later(q, host & ~511ULL, len + (host & 511));
 	default:
 		return 0;
 	}
@@ -697,10 +696,12 @@ static int apply_frees(struct qcow2 *q)
 			if (r < 0)
 				break;
 			if (!rc) {
-				warn_ratelimited("qcow2 %s: freeing cluster %#llx "
-						 "whose refcount is 0",
-						 q->b->path ? q->b->path : "",
-						 (unsigned long long)(c << q->cluster_bits));
+				warn_ratelimited(
+					"qcow2 %s: freeing cluster %#llx "
+					"whose refcount is 0",
+					q->b->path ? q->b->path : "",
+					(unsigned long long)(c
+							     << q->cluster_bits));
 				continue;
 			}
 			r = refcount_set(q, c, rc - 1);
@@ -711,7 +712,8 @@ static int apply_frees(struct qcow2 *q)
 			qcow2_cache_drop(&q->l2c, c << q->cluster_bits);
 			if (c < q->free_hint)
 				q->free_hint = c;
-			if (run_len && run_off + run_len == c << q->cluster_bits) {
+			if (run_len &&
+			    run_off + run_len == c << q->cluster_bits) {
 				run_len += q->cluster_size;
 				continue;
 			}
@@ -945,9 +947,10 @@ static int recount_write(struct recount *rc)
 		k = nrb + rtc;
 	}
 	if ((rtc << q->cluster_bits) > QCOW2_MAX_REFTABLE_BYTES) {
-		snprintf(rc->err, rc->errlen, "rebuilding refcounts: the "
-					      "refcount table would be too "
-					      "large");
+		snprintf(rc->err, rc->errlen,
+			 "rebuilding refcounts: the "
+			 "refcount table would be too "
+			 "large");
 		return -EINVAL;
 	}
 	rc->limit = UINT64_MAX;
@@ -969,7 +972,8 @@ static int recount_write(struct recount *rc)
 		return -ENOMEM;
 	for (uint64_t b = 0; b < nrb; b++) {
 		memset(rc->buf, 0, q->cluster_size);
-		for (uint64_t i = 0; i < per_rb && b * per_rb + i < rc->cap; i++)
+		for (uint64_t i = 0; i < per_rb && b * per_rb + i < rc->cap;
+		     i++)
 			qcow2_rc_set(rc->buf, i, q->refcount_order,
 				     rc->refs[b * per_rb + i]);
 		rt[b] = (start + rtc + b) << q->cluster_bits;
@@ -1041,7 +1045,8 @@ int qcow2_rebuild_refcounts(struct qcow2 *q, char *err, size_t errlen)
 			r = -ENOMEM;
 			break;
 		}
-		r = qcow2_pread(q->fd, l1, (size_t)n * 8, q->snaps[s].l1_offset);
+		r = qcow2_pread(q->fd, l1, (size_t)n * 8,
+				q->snaps[s].l1_offset);
 		for (uint32_t i = 0; r == 0 && i < n; i++)
 			l1[i] = qcow2_be64((uint8_t *)&l1[i]);
 		if (r == 0)
