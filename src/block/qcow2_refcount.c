@@ -463,35 +463,36 @@ static int grow_reftable(struct qcow2 *q, uint64_t min_entries)
 	uint64_t old_off = q->rt_offset, old_clusters = q->rt_clusters;
 	uint64_t old_entries = q->rt_entries, p, n, *nrt;
 	uint8_t hdr[12], *buf;
-	bool f;
 	int r;
 
+	/* Nested growth would reuse the reservation: never needed, refuse. */
+	if (q->resv_hi)
+		return -EIO;
 	if (entries < min_entries)
 		entries = min_entries;
-	entries = (entries + per - 1) / per * per;
-	if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
+	/*
+	 * The table goes after the file and every allocated cluster, where
+	 * all is free; it must also cover itself and the refcount blocks
+	 * created for it (at most n / entries-per-block + 3 of them).
+	 */
+	p = (q->host_end + q->cluster_size - 1) >> q->cluster_bits;
+	for (;;) {
+		uint64_t need;
+
+		entries = (entries + per - 1) / per * per;
+		n = entries / per;
+		need = ((p + n + (n >> q->rb_bits) + 3) >> q->rb_bits) + 1;
+		if (need <= entries)
+			break;
+		entries = need;
+	}
+	if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES ||
+	    (p + n) << q->cluster_bits >= QCOW2_MAX_HOST)
 		return -ENOSPC;
-	n = entries / per;
 	nrt = calloc(entries, 8);
 	if (!nrt)
 		return -ENOMEM;
 	memcpy(nrt, q->rt, old_entries * 8);
-
-	/* After the file and every counted cluster. */
-	p = (q->host_end + q->cluster_size - 1) >> q->cluster_bits;
-	for (uint64_t i = 0; i < n; i++) {
-		r = cluster_free(q, p + i, &f);
-		if (r < 0)
-			goto err_free;
-		if (!f) {
-			p += i + 1;
-			i = (uint64_t)-1;
-		}
-	}
-	if ((p + n) << q->cluster_bits >= QCOW2_MAX_HOST) {
-		r = -ENOSPC;
-		goto err_free;
-	}
 	free(q->rt);
 	q->rt = nrt;
 	q->rt_entries = entries;
@@ -554,9 +555,6 @@ static int grow_reftable(struct qcow2 *q, uint64_t min_entries)
 
 err_resv:
 	q->resv_lo = q->resv_hi = 0;
-	return r;
-err_free:
-	free(nrt);
 	return r;
 }
 
