@@ -247,7 +247,12 @@ int qcow2_free_entry_later(struct qcow2 *q, uint64_t e) __must_check;
 int qcow2_commit(struct qcow2 *q, bool full) __must_check;
 /* Set the dirty bit before the first lazy refcount change. */
 int qcow2_mark_dirty(struct qcow2 *q) __must_check;
-/* Recount every reference and write a fresh refcount structure. */
+/* Write the dirty L1 entries (whole sectors). */
+int qcow2_write_l1(struct qcow2 *q) __must_check;
+/*
+ * Recount every reference, write a fresh refcount structure, clear the
+ * dirty bit (qcow2_rebuild.c). 0 or -errno with @err saying why.
+ */
 int qcow2_rebuild_refcounts(struct qcow2 *q, char *err,
 			    size_t errlen) __must_check;
 /* fdatasync, turning failure into -EIO. */
