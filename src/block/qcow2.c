@@ -760,6 +760,15 @@ static int qcow2_open(struct blk *b, char *err, size_t errlen)
 	return open_chain(b, err, errlen, &me);
 }
 
+static uint64_t iov_total(const struct blk_req *req)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < req->iovcnt; i++)
+		n += req->iov[i].iov_len;
+	return n;
+}
+
 static int qcow2_submit(struct blk *b, struct blk_req *req)
 {
 	struct qcow2 *q = b->format_priv;
@@ -767,6 +776,9 @@ static int qcow2_submit(struct blk *b, struct blk_req *req)
 
 	if (req->op != BLK_OP_FLUSH &&
 	    (req->offset > q->size || req->len > q->size - req->offset)) {
+		r = -EINVAL;
+	} else if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
+		   iov_total(req) != req->len) {
 		r = -EINVAL;
 	} else if (q->ro && req->op != BLK_OP_READ && req->op != BLK_OP_FLUSH) {
 		r = -EROFS;

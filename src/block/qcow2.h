@@ -147,7 +147,7 @@ struct qcow2 {
 	struct qcow2_free *frees;
 	size_t nfrees, frees_cap;
 	uint64_t free_hint; /* no free cluster below this index */
-	bool data_dirty; /* data written since the last fdatasync */
+	bool data_dirty; /* written to since the last fdatasync */
 	bool lazy; /* lazy refcounts: dirty bit set while open */
 	bool dirty_on_disk;
 	bool punch; /* punch holes for freed clusters */

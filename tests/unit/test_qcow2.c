@@ -322,6 +322,7 @@ static void write_reopen_rebuild(void **state)
 	/* Out of range and read-only requests fail without harm. */
 	assert_int_equal(rw(&d, BLK_OP_READ, (1 << 20) - 512, back, 1024),
 			 -EINVAL);
+	assert_int_equal(rw(&d, BLK_OP_WRITE, 0, NULL, 4096), -EINVAL);
 	assert_int_equal(rw(&d, BLK_OP_FLUSH, 0, NULL, 0), 0);
 	q = d.b.format_priv;
 	/* Two data clusters and one L2 table, each with refcount 1. */
