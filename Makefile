@@ -15,7 +15,9 @@ FUZZ_TARGETS = tests/fuzz/fuzz_kernel_image tests/unit/pvm/fuzz_pvm_insn
 FUZZ_TARGETS += tests/fuzz/fuzz_virtqueue
 FUZZ_TARGETS += tests/fuzz/fuzz_netbe
 FUZZ_TARGETS += tests/fuzz/fuzz_p9
+FUZZ_TARGETS += tests/fuzz/fuzz_qcow2
 FUZZ_TARGETS += tests/fuzz/fuzz_blk_conf
+FUZZ_TARGETS += tests/fuzz/fuzz_vsock
 
 .PHONY: all check demo bench fuzz guestkit deps-build deps-test clean
 
@@ -69,8 +71,9 @@ fuzz: deps-build
 	ninja -C $(FUZZ_BUILD) $(FUZZ_TARGETS)
 	set -e; for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$t); \
+		seeds=tests/fuzz/corpus/$$(basename $$t); [ -d $$seeds ] || seeds=; \
 		$(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
-			$(FUZZ_BUILD)/corpus/$$(basename $$t); \
+			$(FUZZ_BUILD)/corpus/$$(basename $$t) $$seeds; \
 	done
 
 guestkit:

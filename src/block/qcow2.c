@@ -51,14 +51,12 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-			   uint64_t blen)
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return alen && blen && a < b + blen && b < a + alen;
 }
 
-enum qcow2_type qcow2_l2_type(const struct qcow2 *q, uint64_t e,
-			      uint64_t *host)
+enum qcow2_type qcow2_l2_type(const struct qcow2 *q, uint64_t e, uint64_t *host)
 {
 	*host = 0;
 	if (e & QCOW2_COMPRESSED) {
@@ -131,20 +129,19 @@ int qcow2_check_data(struct qcow2 *q, uint64_t off, uint64_t len, bool aligned)
 	return -EIO;
 }
 
-bool qcow2_probe(const uint8_t *head, size_t len);
-bool qcow2_probe(const uint8_t *head, size_t len)
+static bool qcow2_probe(const uint8_t *head, size_t len)
 {
 	return len >= 4 && qcow2_be32(head) == QCOW2_MAGIC;
 }
 
 /* The feature name table's name for a bit, or NULL (spec: extensions). */
-static const char *feature_name(const uint8_t *ft, uint32_t ftlen,
-				uint8_t type, unsigned int bit, char *buf,
-				size_t buflen)
+static const char *feature_name(const uint8_t *ft, uint32_t ftlen, uint8_t type,
+				unsigned int bit, char *buf, size_t buflen)
 {
 	for (uint32_t i = 0; i + 48 <= ftlen; i += 48) {
 		if (ft[i] == type && ft[i + 1] == bit) {
-			snprintf(buf, buflen, "%.46s", (const char *)ft + i + 2);
+			snprintf(buf, buflen, "%.46s",
+				 (const char *)ft + i + 2);
 			return buf;
 		}
 	}
@@ -195,9 +192,9 @@ static int parse_extensions(const uint8_t *h, uint64_t start, uint64_t end,
 static int check_features(struct qcow2 *q, uint32_t crypt,
 			  const struct hdr_ext *x, char *err, size_t errlen)
 {
-	static const uint64_t known =
-		QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT |
-		QCOW2_INCOMPAT_COMPRESSION;
+	static const uint64_t known = QCOW2_INCOMPAT_DIRTY |
+				      QCOW2_INCOMPAT_CORRUPT |
+				      QCOW2_INCOMPAT_COMPRESSION;
 	char name[64];
 
 	if (crypt)
@@ -378,7 +375,8 @@ static int open_backing(struct qcow2 *q, const char *name,
 			    "backing chain deeper than %d images",
 			    QCOW2_MAX_BACKING_DEPTH);
 	if (name[0] == '/' || !q->b->path || !strchr(q->b->path, '/')) {
-		if (snprintf(path, sizeof(path), "%s", name) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s", name) >=
+		    (int)sizeof(path))
 			return fail(err, errlen, -ENAMETOOLONG,
 				    "backing file name too long");
 	} else {
@@ -555,8 +553,7 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, size_t hlen,
 	q->coff_mask = (1ULL << q->csize_shift) - 1;
 
 	if (q->size > QCOW2_MAX_SIZE)
-		return fail(err, errlen, -EINVAL,
-			    "virtual size %llu is absurd",
+		return fail(err, errlen, -EINVAL, "virtual size %llu is absurd",
 			    (unsigned long long)q->size);
 	l2_cover = q->cluster_size << q->l2_bits;
 	need = (q->size + l2_cover - 1) / l2_cover;
@@ -568,9 +565,8 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, size_t hlen,
 			    "L1 table (%u entries) too small for the virtual "
 			    "size",
 			    q->l1_size);
-	if (!q->rt_clusters ||
-	    ((uint64_t)q->rt_clusters << q->cluster_bits) >
-		    QCOW2_MAX_REFTABLE_BYTES)
+	if (!q->rt_clusters || ((uint64_t)q->rt_clusters << q->cluster_bits) >
+				       QCOW2_MAX_REFTABLE_BYTES)
 		return fail(err, errlen, -EINVAL,
 			    "bad refcount table size (%u clusters)",
 			    q->rt_clusters);
@@ -592,7 +588,8 @@ static int open_rw(struct qcow2 *q, char *err, size_t errlen)
 		if (r == 0)
 			r = qcow2_sync(q);
 		if (r < 0)
-			return fail(err, errlen, r, "cannot update the header: %s",
+			return fail(err, errlen, r,
+				    "cannot update the header: %s",
 				    strerror(-r));
 	}
 	if (q->incompat & QCOW2_INCOMPAT_DIRTY) {
@@ -656,14 +653,16 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	boff = qcow2_be64(h + 8);
 	blen = qcow2_be32(h + 16);
 	r = parse_extensions(h, (q->header_length + 7) & ~7U,
-			     boff && boff < hlen ? boff : hlen, &x, err, errlen);
+			     boff && boff < hlen ? boff : hlen, &x, err,
+			     errlen);
 	if (r < 0)
 		goto err_free;
 	r = check_features(q, crypt, &x, err, errlen);
 	if (r < 0)
 		goto err_free;
 	if (boff) {
-		if (blen == 0 || blen > 1023 || boff > hlen || blen > hlen - boff) {
+		if (blen == 0 || blen > 1023 || boff > hlen ||
+		    blen > hlen - boff) {
 			r = fail(err, errlen, -EINVAL,
 				 "bad backing file name (offset %llu, %u "
 				 "bytes)",
@@ -697,9 +696,9 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	r = qcow2_cache_init(q, &q->l2c,
 			     clamp((8U << 20) >> q->cluster_bits, 4, 64), true);
 	if (r == 0)
-		r = qcow2_cache_init(q, &q->rbc,
-				     clamp((2U << 20) >> q->cluster_bits, 4, 32),
-				     false);
+		r = qcow2_cache_init(
+			q, &q->rbc, clamp((2U << 20) >> q->cluster_bits, 4, 32),
+			false);
 	q->cbuf = malloc(q->cluster_size);
 	q->cbuf2 = malloc(2 * q->cluster_size);
 	q->hbuf = malloc(q->cluster_size);
@@ -737,8 +736,8 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	b->format_priv = q;
 	b->size = q->size;
 	b->logical_block = 512;
-	b->physical_block = q->cluster_size < 4096 ? (uint32_t)q->cluster_size :
-						     4096;
+	b->physical_block =
+		q->cluster_size < 4096 ? (uint32_t)q->cluster_size : 4096;
 	b->read_only = q->ro;
 	b->can_discard = !q->ro && q->punch;
 	return 0;
@@ -761,6 +760,15 @@ static int qcow2_open(struct blk *b, char *err, size_t errlen)
 	return open_chain(b, err, errlen, &me);
 }
 
+static uint64_t iov_total(const struct blk_req *req)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < req->iovcnt; i++)
+		n += req->iov[i].iov_len;
+	return n;
+}
+
 static int qcow2_submit(struct blk *b, struct blk_req *req)
 {
 	struct qcow2 *q = b->format_priv;
@@ -768,6 +776,9 @@ static int qcow2_submit(struct blk *b, struct blk_req *req)
 
 	if (req->op != BLK_OP_FLUSH &&
 	    (req->offset > q->size || req->len > q->size - req->offset)) {
+		r = -EINVAL;
+	} else if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
+		   iov_total(req) != req->len) {
 		r = -EINVAL;
 	} else if (q->ro && req->op != BLK_OP_READ && req->op != BLK_OP_FLUSH) {
 		r = -EROFS;

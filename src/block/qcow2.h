@@ -27,7 +27,7 @@
 #define QCOW2_MAGIC 0x514649fbU
 
 /* Header field offsets (spec: "Header"). */
-#define QCOW2_HDR_REFTABLE 48      /* u64 offset + u32 clusters */
+#define QCOW2_HDR_REFTABLE 48 /* u64 offset + u32 clusters */
 #define QCOW2_HDR_INCOMPAT 72
 #define QCOW2_HDR_AUTOCLEAR 88
 #define QCOW2_HDR_V2_LEN 72
@@ -64,8 +64,8 @@
 
 enum qcow2_type {
 	QCOW2_UNALLOCATED, /* backing file, or zeroes without one */
-	QCOW2_ZERO_PLAIN,  /* reads zeroes, no host cluster */
-	QCOW2_ZERO_ALLOC,  /* reads zeroes, host cluster kept */
+	QCOW2_ZERO_PLAIN, /* reads zeroes, no host cluster */
+	QCOW2_ZERO_ALLOC, /* reads zeroes, host cluster kept */
 	QCOW2_NORMAL,
 	QCOW2_COMPRESSED_CL,
 };
@@ -91,6 +91,12 @@ struct qcow2_free {
 	uint64_t len;
 };
 
+/* A snapshot's L1 table (what its refcounts count). */
+struct qcow2_snap {
+	uint64_t l1_offset;
+	uint32_t l1_size;
+};
+
 /* A backing file: raw, or another qcow2 image opened read-only. */
 struct qcow2_backing {
 	int fd;
@@ -108,12 +114,12 @@ struct qcow2 {
 	uint32_t l2_bits; /* entries per L2 table = 1 << l2_bits */
 	uint64_t size;
 	uint64_t file_size; /* grows as we write past the end */
-	uint64_t host_end;  /* past the file and every allocated cluster */
+	uint64_t host_end; /* past the file and every allocated cluster */
 
 	uint64_t incompat, compat, autoclear;
 	uint32_t header_length;
 	uint8_t compression_type; /* 0 zlib, 1 zstd */
-	uint32_t csize_shift;     /* compressed descriptors: offset bits */
+	uint32_t csize_shift; /* compressed descriptors: offset bits */
 	uint64_t csize_mask;
 	uint64_t coff_mask;
 
@@ -135,27 +141,24 @@ struct qcow2 {
 	uint32_t nb_snapshots;
 	uint64_t snapshots_offset;
 	uint64_t snapshots_len;
-	struct qcow2_snap {
-		uint64_t l1_offset;
-		uint32_t l1_size;
-	} *snaps;
+	struct qcow2_snap *snaps;
 
 	struct qcow2_cache l2c, rbc;
 	struct qcow2_free *frees;
 	size_t nfrees, frees_cap;
 	uint64_t free_hint; /* no free cluster below this index */
-	bool data_dirty;    /* data written since the last fdatasync */
-	bool lazy;          /* lazy refcounts: dirty bit set while open */
+	bool data_dirty; /* written to since the last fdatasync */
+	bool lazy; /* lazy refcounts: dirty bit set while open */
 	bool dirty_on_disk;
-	bool punch;         /* punch holes for freed clusters */
+	bool punch; /* punch holes for freed clusters */
 
 	struct qcow2_backing backing;
-	uint8_t *cbuf;  /* one cluster: decompressed data */
+	uint8_t *cbuf; /* one cluster: decompressed data */
 	uint64_t cbuf_entry; /* the compressed L2 entry cbuf holds, or 0 */
 	uint8_t *hbuf, *tbuf; /* head and tail of a copy-on-write */
-	uint8_t *zbuf;  /* one cluster of zeroes */
+	uint8_t *zbuf; /* one cluster of zeroes */
 	uint8_t *cbuf2; /* compressed input (two clusters) */
-	void *zstd;     /* ZSTD_DCtx */
+	void *zstd; /* ZSTD_DCtx */
 	struct iovec *siov;
 	unsigned int siov_cap;
 };
@@ -208,8 +211,8 @@ void qcow2_compressed_range(const struct qcow2 *q, uint64_t e, uint64_t *off,
  * block): cluster aligned, inside the file, clear of the header, L1 table
  * and refcount table. 0 or -EIO (logged, rate-limited).
  */
-int qcow2_check_table(struct qcow2 *q, uint64_t off, const char *what)
-	__must_check;
+int qcow2_check_table(struct qcow2 *q, uint64_t off,
+		      const char *what) __must_check;
 /*
  * The same for data (may lie past the end of the file): a standard
  * cluster (@aligned) or the bytes of a compressed one.
@@ -228,11 +231,11 @@ int qcow2_cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off,
 void qcow2_cache_drop(struct qcow2_cache *c, uint64_t off);
 
 /* Refcounts (qcow2_refcount.c). */
-int qcow2_refcount_get(struct qcow2 *q, uint64_t cluster, uint64_t *rc)
-	__must_check;
+int qcow2_refcount_get(struct qcow2 *q, uint64_t cluster,
+		       uint64_t *rc) __must_check;
 /* Allocate up to @n contiguous clusters (at least one): host offset. */
-int qcow2_alloc(struct qcow2 *q, uint64_t n, uint64_t *off, uint64_t *got)
-	__must_check;
+int qcow2_alloc(struct qcow2 *q, uint64_t n, uint64_t *off,
+		uint64_t *got) __must_check;
 /* Drop one reference to each cluster of [off, off+len) after the next commit. */
 int qcow2_free_later(struct qcow2 *q, uint64_t off, uint64_t len) __must_check;
 /* Drop the reference an L2 entry held, after the next commit. */
@@ -244,14 +247,19 @@ int qcow2_free_entry_later(struct qcow2 *q, uint64_t e) __must_check;
 int qcow2_commit(struct qcow2 *q, bool full) __must_check;
 /* Set the dirty bit before the first lazy refcount change. */
 int qcow2_mark_dirty(struct qcow2 *q) __must_check;
-/* Recount every reference and write a fresh refcount structure. */
-int qcow2_rebuild_refcounts(struct qcow2 *q, char *err, size_t errlen)
-	__must_check;
+/* Write the dirty L1 entries (whole sectors). */
+int qcow2_write_l1(struct qcow2 *q) __must_check;
+/*
+ * Recount every reference, write a fresh refcount structure, clear the
+ * dirty bit (qcow2_rebuild.c). 0 or -errno with @err saying why.
+ */
+int qcow2_rebuild_refcounts(struct qcow2 *q, char *err,
+			    size_t errlen) __must_check;
 /* fdatasync, turning failure into -EIO. */
 int qcow2_sync(struct qcow2 *q) __must_check;
 /* pwrite/pread of whole buffers: 0 or -errno (-EIO on a short read). */
-int qcow2_pwrite(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
-	__must_check;
+int qcow2_pwrite(struct qcow2 *q, const void *buf, size_t len,
+		 uint64_t off) __must_check;
 int qcow2_pread(int fd, void *buf, size_t len, uint64_t off) __must_check;
 
 /* Data paths (qcow2_io.c): synchronous, on a request's iovecs. */
@@ -259,11 +267,10 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 	       unsigned int iovcnt, uint64_t len) __must_check;
 int qcow2_write(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 		unsigned int iovcnt, uint64_t len) __must_check;
-int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len)
-	__must_check;
+int qcow2_write_zeroes(struct qcow2 *q, uint64_t off,
+		       uint64_t len) __must_check;
 int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len) __must_check;
-/* L2 entry of disk cluster @vc; @t gets its (cached) table, NULL if none. */
-int qcow2_l2_lookup(struct qcow2 *q, uint64_t vc, uint64_t *entry)
-	__must_check;
+/* The L2 entry of disk cluster @vc (0 when it has no L2 table), checked. */
+int qcow2_l2_lookup(struct qcow2 *q, uint64_t vc, uint64_t *entry) __must_check;
 
 #endif

@@ -119,8 +119,9 @@ static int full_preadv(int fd, struct iovec *iov, unsigned int cnt,
 		       uint64_t off)
 {
 	while (cnt) {
-		ssize_t n = preadv(fd, iov, (int)(cnt > IOV_MAX ? IOV_MAX : cnt),
-				   (off_t)off);
+		ssize_t n =
+			preadv(fd, iov, (int)(cnt > IOV_MAX ? IOV_MAX : cnt),
+			       (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -221,8 +222,7 @@ int qcow2_l2_lookup(struct qcow2 *q, uint64_t vc, uint64_t *entry)
 	*entry = 0;
 	if (r < 0 || !t)
 		return r;
-	*entry = qcow2_be64(t->data +
-			    8 * (vc & ((1ULL << q->l2_bits) - 1)));
+	*entry = qcow2_be64(t->data + 8 * (vc & ((1ULL << q->l2_bits) - 1)));
 	return check_entry(q, *entry);
 }
 
@@ -354,7 +354,9 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 			if (r < 0)
 				return r;
 			if (qcow2_l2_type(q, e2, &h2) != type ||
-			    (type == QCOW2_NORMAL && h2 != host + (vc + 1 - (pos >> q->cluster_bits)) * cs))
+			    (type == QCOW2_NORMAL &&
+			     h2 != host + (vc + 1 - (pos >> q->cluster_bits)) *
+						     cs))
 				break;
 			vc++;
 			n += end - (pos + n) < cs ? end - (pos + n) : cs;
@@ -370,8 +372,8 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 		case QCOW2_COMPRESSED_CL:
 			r = decompress(q, e);
 			if (r == 0)
-				iov_copy(iov, iovcnt, pos - off, q->cbuf + in, n,
-					 true);
+				iov_copy(iov, iovcnt, pos - off, q->cbuf + in,
+					 n, true);
 			break;
 		default:
 			iov_zero(iov, iovcnt, pos - off, n);
@@ -506,11 +508,15 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 				ip = in_place(q, t, (vc + 1) & mask, &e2);
 				if (ip < 0)
 					return ip;
-				if (!ip || (e2 & QCOW2_OFFSET_MASK) !=
-						   host + (vc + 1 - (pos >> q->cluster_bits)) * cs)
+				if (!ip ||
+				    (e2 & QCOW2_OFFSET_MASK) !=
+					    host + (vc + 1 -
+						    (pos >> q->cluster_bits)) *
+							    cs)
 					break;
 				vc++;
-				n += end - (pos + n) < cs ? end - (pos + n) : cs;
+				n += end - (pos + n) < cs ? end - (pos + n) :
+							    cs;
 			}
 			sn = iov_slice(iov, iovcnt, ioff, n, q->siov);
 			r = full_pwritev(q, q->siov, sn, host + in);
@@ -519,8 +525,9 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 			continue;
 		}
 		/* A run of clusters needing new space. */
-		for (k = 1; ((vc + k) << q->cluster_bits) < end &&
-			    ((vc + k) & mask); k++) {
+		for (k = 1;
+		     ((vc + k) << q->cluster_bits) < end && ((vc + k) & mask);
+		     k++) {
 			ip = in_place(q, t, (vc + k) & mask, &e2);
 			if (ip < 0)
 				return ip;
@@ -565,8 +572,8 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < got; i++) {
-			uint64_t *slot = (uint64_t *)(t->data +
-						      8 * ((vc + i) & mask));
+			uint64_t *slot =
+				(uint64_t *)(t->data + 8 * ((vc + i) & mask));
 
 			e2 = qcow2_be64((uint8_t *)slot);
 			qcow2_put_be64((uint8_t *)slot,
@@ -610,10 +617,10 @@ int qcow2_write(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 }
 
 /*
- * Give the whole clusters of [off, off+len) the entry @zero_entry_v3 asks
- * for: QCOW2_ZERO, or 0 (unallocated). @need_backing_mask: a cluster
- * already unallocated needs no change unless a backing file shows
- * through and @zero is set.
+ * Set the entries of disk clusters [first, first+count) to @newe (0 or
+ * QCOW2_ZERO), dropping the references the old entries held. A cluster
+ * without an L2 table is left alone unless zeroes must hide a backing
+ * file.
  */
 static int set_entries(struct qcow2 *q, uint64_t first, uint64_t count,
 		       uint64_t newe)
@@ -699,7 +706,8 @@ int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len)
 		r = write_range(q, b, NULL, 0, off + len - b);
 	if (r == 0)
 		r = set_entries(q, first, count,
-				q->version == 3 && has_backing ? QCOW2_ZERO : 0);
+				q->version == 3 && has_backing ? QCOW2_ZERO :
+								 0);
 	return r;
 }
 

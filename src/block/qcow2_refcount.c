@@ -16,7 +16,7 @@
  * A crash therefore leaves at worst clusters whose refcount is too high
  * (leaks). With lazy refcounts step 1 skips the refcount blocks and the
  * dirty bit, set before the first change, makes the next open rebuild
- * them (qcow2_rebuild_refcounts).
+ * them (qcow2_rebuild.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -463,35 +463,36 @@ static int grow_reftable(struct qcow2 *q, uint64_t min_entries)
 	uint64_t old_off = q->rt_offset, old_clusters = q->rt_clusters;
 	uint64_t old_entries = q->rt_entries, p, n, *nrt;
 	uint8_t hdr[12], *buf;
-	bool f;
 	int r;
 
+	/* Nested growth would reuse the reservation: never needed, refuse. */
+	if (q->resv_hi)
+		return -EIO;
 	if (entries < min_entries)
 		entries = min_entries;
-	entries = (entries + per - 1) / per * per;
-	if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
+	/*
+	 * The table goes after the file and every allocated cluster, where
+	 * all is free; it must also cover itself and the refcount blocks
+	 * created for it (at most n / entries-per-block + 3 of them).
+	 */
+	p = (q->host_end + q->cluster_size - 1) >> q->cluster_bits;
+	for (;;) {
+		uint64_t need;
+
+		entries = (entries + per - 1) / per * per;
+		n = entries / per;
+		need = ((p + n + (n >> q->rb_bits) + 3) >> q->rb_bits) + 1;
+		if (need <= entries)
+			break;
+		entries = need;
+	}
+	if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES ||
+	    (p + n) << q->cluster_bits >= QCOW2_MAX_HOST)
 		return -ENOSPC;
-	n = entries / per;
 	nrt = calloc(entries, 8);
 	if (!nrt)
 		return -ENOMEM;
 	memcpy(nrt, q->rt, old_entries * 8);
-
-	/* After the file and every counted cluster. */
-	p = (q->host_end + q->cluster_size - 1) >> q->cluster_bits;
-	for (uint64_t i = 0; i < n; i++) {
-		r = cluster_free(q, p + i, &f);
-		if (r < 0)
-			goto err_free;
-		if (!f) {
-			p += i + 1;
-			i = (uint64_t)-1;
-		}
-	}
-	if ((p + n) << q->cluster_bits >= QCOW2_MAX_HOST) {
-		r = -ENOSPC;
-		goto err_free;
-	}
 	free(q->rt);
 	q->rt = nrt;
 	q->rt_entries = entries;
@@ -554,9 +555,6 @@ static int grow_reftable(struct qcow2 *q, uint64_t min_entries)
 
 err_resv:
 	q->resv_lo = q->resv_hi = 0;
-	return r;
-err_free:
-	free(nrt);
 	return r;
 }
 
@@ -662,8 +660,7 @@ int qcow2_free_entry_later(struct qcow2 *q, uint64_t e)
 		return qcow2_free_later(q, host, q->cluster_size);
 	case QCOW2_COMPRESSED_CL:
 		qcow2_compressed_range(q, e, &host, &len);
-		return qcow2_free_later(q, host & ~511ULL,
-					len + (host & 511));
+		return qcow2_free_later(q, host & ~511ULL, len + (host & 511));
 	default:
 		return 0;
 	}
@@ -697,10 +694,12 @@ static int apply_frees(struct qcow2 *q)
 			if (r < 0)
 				break;
 			if (!rc) {
-				warn_ratelimited("qcow2 %s: freeing cluster %#llx "
-						 "whose refcount is 0",
-						 q->b->path ? q->b->path : "",
-						 (unsigned long long)(c << q->cluster_bits));
+				warn_ratelimited(
+					"qcow2 %s: freeing cluster %#llx "
+					"whose refcount is 0",
+					q->b->path ? q->b->path : "",
+					(unsigned long long)(c
+							     << q->cluster_bits));
 				continue;
 			}
 			r = refcount_set(q, c, rc - 1);
@@ -711,7 +710,8 @@ static int apply_frees(struct qcow2 *q)
 			qcow2_cache_drop(&q->l2c, c << q->cluster_bits);
 			if (c < q->free_hint)
 				q->free_hint = c;
-			if (run_len && run_off + run_len == c << q->cluster_bits) {
+			if (run_len &&
+			    run_off + run_len == c << q->cluster_bits) {
 				run_len += q->cluster_size;
 				continue;
 			}
@@ -725,7 +725,7 @@ static int apply_frees(struct qcow2 *q)
 	return r;
 }
 
-static int write_l1(struct qcow2 *q)
+int qcow2_write_l1(struct qcow2 *q)
 {
 	uint64_t start = ((uint64_t)q->l1_dirty_lo * 8) & ~511ULL;
 	uint64_t end = (uint64_t)q->l1_dirty_hi * 8;
@@ -765,7 +765,7 @@ int qcow2_commit(struct qcow2 *q, bool full)
 			r = qcow2_sync(q);
 			if (r < 0)
 				return r;
-			r = write_l1(q);
+			r = qcow2_write_l1(q);
 			if (r < 0)
 				return r;
 		}
@@ -784,287 +784,4 @@ int qcow2_commit(struct qcow2 *q, bool full)
 	if (r < 0)
 		return r;
 	return qcow2_sync(q);
-}
-
-/* ---- rebuilding refcounts (dirty image) ---- */
-
-struct recount {
-	struct qcow2 *q;
-	uint32_t *refs;
-	uint64_t cap;
-	uint64_t limit;
-	uint8_t *buf;
-	char *err;
-	size_t errlen;
-};
-
-static int recount_add(struct recount *rc, uint64_t off, uint64_t len)
-{
-	uint64_t first = off >> rc->q->cluster_bits;
-	uint64_t last = (off + len - 1) >> rc->q->cluster_bits;
-
-	if (!len)
-		return 0;
-	if (last >= rc->limit) {
-		snprintf(rc->err, rc->errlen,
-			 "rebuilding refcounts: a reference to %#llx is "
-			 "beyond the end of the file",
-			 (unsigned long long)off);
-		return -EINVAL;
-	}
-	if (last >= rc->cap) {
-		uint64_t cap = rc->cap * 2 > last + 1 ? rc->cap * 2 : last + 1;
-		uint32_t *n = realloc(rc->refs, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		memset(n + rc->cap, 0, (cap - rc->cap) * sizeof(*n));
-		rc->refs = n;
-		rc->cap = cap;
-	}
-	for (uint64_t c = first; c <= last; c++)
-		if (rc->refs[c] < UINT32_MAX)
-			rc->refs[c]++;
-	return 0;
-}
-
-/* Count an L1 table's L2 tables and their clusters. */
-static int recount_l1(struct recount *rc, const uint64_t *l1, uint32_t n)
-{
-	struct qcow2 *q = rc->q;
-	uint64_t entries = 1ULL << q->l2_bits;
-	int r;
-
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t off = l1[i] & QCOW2_OFFSET_MASK;
-
-		if (!off)
-			continue;
-		if ((l1[i] & QCOW2_L1_RESERVED) ||
-		    qcow2_check_table(q, off, "L2 table") < 0) {
-			snprintf(rc->err, rc->errlen,
-				 "rebuilding refcounts: bad L1 entry %#llx",
-				 (unsigned long long)l1[i]);
-			return -EINVAL;
-		}
-		r = recount_add(rc, off, q->cluster_size);
-		if (r == 0)
-			r = qcow2_pread(q->fd, rc->buf, q->cluster_size, off);
-		if (r < 0)
-			return r;
-		for (uint64_t j = 0; j < entries; j++) {
-			uint64_t e = qcow2_be64(rc->buf + 8 * j), host, len;
-
-			switch (qcow2_l2_type(q, e, &host)) {
-			case QCOW2_NORMAL:
-			case QCOW2_ZERO_ALLOC:
-				r = recount_add(rc, host, q->cluster_size);
-				break;
-			case QCOW2_COMPRESSED_CL:
-				qcow2_compressed_range(q, e, &host, &len);
-				r = recount_add(rc, host & ~511ULL,
-						len + (host & 511));
-				break;
-			default:
-				break;
-			}
-			if (r < 0)
-				return r;
-		}
-	}
-	return 0;
-}
-
-/* Make COPIED in the active L1 and L2 tables say "refcount is 1". */
-static int recount_fix_copied(struct recount *rc)
-{
-	struct qcow2 *q = rc->q;
-	uint64_t entries = 1ULL << q->l2_bits;
-	int r;
-
-	for (uint32_t i = 0; i < q->l1_size; i++) {
-		uint64_t off = q->l1[i] & QCOW2_OFFSET_MASK, want;
-		bool changed = false;
-
-		if (!off)
-			continue;
-		want = rc->refs[off >> q->cluster_bits] == 1 ? QCOW2_COPIED : 0;
-		if ((q->l1[i] & QCOW2_COPIED) != want) {
-			q->l1[i] = (q->l1[i] & ~QCOW2_COPIED) | want;
-			q->l1_dirty_lo = 0;
-			q->l1_dirty_hi = q->l1_size;
-		}
-		r = qcow2_pread(q->fd, rc->buf, q->cluster_size, off);
-		if (r < 0)
-			return r;
-		for (uint64_t j = 0; j < entries; j++) {
-			uint64_t e = qcow2_be64(rc->buf + 8 * j), host;
-			enum qcow2_type t = qcow2_l2_type(q, e, &host);
-
-			if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
-				continue;
-			want = rc->refs[host >> q->cluster_bits] == 1 ?
-				       QCOW2_COPIED :
-				       0;
-			if ((e & QCOW2_COPIED) != want) {
-				qcow2_put_be64(rc->buf + 8 * j,
-					       (e & ~QCOW2_COPIED) | want);
-				changed = true;
-			}
-		}
-		if (changed) {
-			qcow2_cache_drop(&q->l2c, off);
-			r = qcow2_pwrite(q, rc->buf, q->cluster_size, off);
-			if (r < 0)
-				return r;
-		}
-	}
-	return write_l1(q);
-}
-
-/* Write a new refcount table and blocks for rc->refs after the file. */
-static int recount_write(struct recount *rc)
-{
-	struct qcow2 *q = rc->q;
-	uint64_t per_rb = 1ULL << q->rb_bits, per_rt = q->cluster_size / 8;
-	uint64_t start = 0, k = 0, nrb = 0, rtc = 0, total, *rt;
-	uint8_t hdr[12];
-	int r;
-
-	for (uint64_t c = 0; c < rc->cap; c++)
-		if (rc->refs[c])
-			start = c + 1;
-	if (start < (q->file_size + q->cluster_size - 1) >> q->cluster_bits)
-		start = (q->file_size + q->cluster_size - 1) >> q->cluster_bits;
-	for (;;) {
-		total = start + k;
-		nrb = (total + per_rb - 1) / per_rb;
-		rtc = (nrb + per_rt - 1) / per_rt;
-		if (nrb + rtc == k)
-			break;
-		k = nrb + rtc;
-	}
-	if ((rtc << q->cluster_bits) > QCOW2_MAX_REFTABLE_BYTES) {
-		snprintf(rc->err, rc->errlen, "rebuilding refcounts: the "
-					      "refcount table would be too "
-					      "large");
-		return -EINVAL;
-	}
-	rc->limit = UINT64_MAX;
-	r = recount_add(rc, start << q->cluster_bits, k << q->cluster_bits);
-	if (r < 0)
-		return r;
-	for (uint64_t c = 0; c < rc->cap; c++) {
-		if (rc->refs[c] > q->refcount_max) {
-			snprintf(rc->err, rc->errlen,
-				 "rebuilding refcounts: cluster %#llx has "
-				 "more references than %u-bit refcounts hold",
-				 (unsigned long long)(c << q->cluster_bits),
-				 1U << q->refcount_order);
-			return -EINVAL;
-		}
-	}
-	rt = calloc(rtc * per_rt, 8);
-	if (!rt)
-		return -ENOMEM;
-	for (uint64_t b = 0; b < nrb; b++) {
-		memset(rc->buf, 0, q->cluster_size);
-		for (uint64_t i = 0; i < per_rb && b * per_rb + i < rc->cap; i++)
-			qcow2_rc_set(rc->buf, i, q->refcount_order,
-				     rc->refs[b * per_rb + i]);
-		rt[b] = (start + rtc + b) << q->cluster_bits;
-		r = qcow2_pwrite(q, rc->buf, q->cluster_size, rt[b]);
-		if (r < 0)
-			goto err_rt;
-	}
-	for (uint64_t i = 0; i < rtc; i++) {
-		for (uint64_t j = 0; j < per_rt; j++)
-			qcow2_put_be64(rc->buf + 8 * j, rt[i * per_rt + j]);
-		r = qcow2_pwrite(q, rc->buf, q->cluster_size,
-				 (start + i) << q->cluster_bits);
-		if (r < 0)
-			goto err_rt;
-	}
-	r = qcow2_sync(q);
-	if (r < 0)
-		goto err_rt;
-	qcow2_put_be64(hdr, start << q->cluster_bits);
-	qcow2_put_be32(hdr + 8, (uint32_t)rtc);
-	r = qcow2_pwrite(q, hdr, sizeof(hdr), QCOW2_HDR_REFTABLE);
-	if (r == 0)
-		r = qcow2_sync(q);
-	if (r < 0)
-		goto err_rt;
-	free(q->rt);
-	q->rt = rt;
-	q->rt_entries = rtc * per_rt;
-	q->rt_offset = start << q->cluster_bits;
-	q->rt_clusters = (uint32_t)rtc;
-	q->rt_dirty_lo = q->rt_dirty_hi = 0;
-	for (unsigned int i = 0; i < q->rbc.n; i++)
-		q->rbc.t[i].off = 0;
-	q->free_hint = 0;
-	return 0;
-
-err_rt:
-	free(rt);
-	return r;
-}
-
-int qcow2_rebuild_refcounts(struct qcow2 *q, char *err, size_t errlen)
-{
-	struct recount rc = { q, NULL, 0, 0, NULL, err, errlen };
-	uint64_t *l1 = NULL;
-	uint8_t v[8];
-	int r;
-
-	rc.limit = (q->file_size >> q->cluster_bits) + 1;
-	if (rc.limit > (1ULL << 28)) {
-		snprintf(err, errlen, "image too large to rebuild refcounts");
-		return -EFBIG;
-	}
-	rc.buf = malloc(q->cluster_size);
-	if (!rc.buf)
-		return -ENOMEM;
-	r = recount_add(&rc, 0, q->cluster_size);
-	if (r == 0)
-		r = recount_add(&rc, q->l1_offset, (uint64_t)q->l1_size * 8);
-	if (r == 0)
-		r = recount_add(&rc, q->snapshots_offset, q->snapshots_len);
-	if (r == 0)
-		r = recount_l1(&rc, q->l1, q->l1_size);
-	for (uint32_t s = 0; r == 0 && s < q->nb_snapshots; s++) {
-		uint32_t n = q->snaps[s].l1_size;
-
-		l1 = calloc(n ? n : 1, 8);
-		if (!l1) {
-			r = -ENOMEM;
-			break;
-		}
-		r = qcow2_pread(q->fd, l1, (size_t)n * 8, q->snaps[s].l1_offset);
-		for (uint32_t i = 0; r == 0 && i < n; i++)
-			l1[i] = qcow2_be64((uint8_t *)&l1[i]);
-		if (r == 0)
-			r = recount_add(&rc, q->snaps[s].l1_offset,
-					(uint64_t)n * 8);
-		if (r == 0)
-			r = recount_l1(&rc, l1, n);
-		free(l1);
-	}
-	if (r == 0)
-		r = recount_fix_copied(&rc);
-	if (r == 0)
-		r = recount_write(&rc);
-	if (r == 0) {
-		q->incompat &= ~QCOW2_INCOMPAT_DIRTY;
-		qcow2_put_be64(v, q->incompat);
-		r = qcow2_pwrite(q, v, 8, QCOW2_HDR_INCOMPAT);
-		if (r == 0)
-			r = qcow2_sync(q);
-	}
-	if (r < 0 && !err[0])
-		snprintf(err, errlen, "rebuilding refcounts: %s", strerror(-r));
-	free(rc.refs);
-	free(rc.buf);
-	return r;
 }

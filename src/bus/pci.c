@@ -42,6 +42,7 @@ void pci_dev_init(struct pci_dev *dev, const char *name, uint16_t vendor,
 	dev->cap_end = 0x40;
 	dev->last_cap = 0;
 	dev->cfg_written = NULL;
+	dev->cfg_reading = NULL;
 	dev->bar_moved = NULL;
 }
 
@@ -88,6 +89,8 @@ uint32_t pci_cfg_read(struct pci_dev *dev, unsigned int offset, unsigned int len
 
 	if (offset + len > PCI_CFG_SIZE || (len != 1 && len != 2 && len != 4))
 		return 0xffffffff;
+	if (dev->cfg_reading)
+		dev->cfg_reading(dev, offset, len);
 	memcpy(&v, &dev->cfg[offset], len);
 	return v;
 }

@@ -67,6 +67,9 @@ struct pci_dev {
 	/* Optional: called after a guest write to config space. */
 	void (*cfg_written)(struct pci_dev *dev, unsigned int offset,
 			    unsigned int len);
+	/* Optional: the guest is about to read config bytes [offset, +len). */
+	void (*cfg_reading)(struct pci_dev *dev, unsigned int offset,
+			    unsigned int len);
 	/* Optional: BAR @idx now decodes at @addr (0: no longer decoded). */
 	void (*bar_moved)(struct pci_dev *dev, int idx, uint64_t addr);
 	uint8_t cap_end;  /* next free config byte for capabilities */

@@ -160,17 +160,25 @@ int virtio_9p_init(struct virtio_9p **out, const char *name,
 		   const struct guest_mem *mem,
 		   const struct virtio_9p_options *o, char *err, size_t errlen)
 {
-	struct virtio_9p *p = calloc(1, sizeof(*p));
-	uint16_t tag_len = strlen(o->tag);
+	struct virtio_9p *p;
+	size_t tag_len = o->tag ? strlen(o->tag) : 0;
+	uint16_t cfg_len = (uint16_t)tag_len;
 	int ret;
 
+	/* Config space holds at most P9_TAG_MAX bytes of tag. */
+	if (!tag_len || tag_len > P9_TAG_MAX) {
+		snprintf(err, errlen, "virtio-9p: the tag must be 1 to %d "
+			 "characters", P9_TAG_MAX);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	ret = p9_server_init(&p->server, o->share, o->read_only, err, errlen);
 	if (ret)
 		goto err_free;
-	memcpy(p->config, &tag_len, 2);
+	memcpy(p->config, &cfg_len, 2);
 	memcpy(p->config + 2, o->tag, tag_len);
 	ret = virtio_dev_init(&p->vdev, p->name, VIRTIO_ID_9P, &p9_ops, mem,
 			      VIRTIO_BIT(VIRTIO_9P_MOUNT_TAG), 1, P9_QUEUE_SIZE,

@@ -3,9 +3,9 @@
  *
  * Every queue (one per vCPU, VIRTIO_BLK_F_MQ) and the backend's
  * completion eventfd are watched by the device's own I/O thread, which
- * alone drives the struct blk. A kick pops each available chain into a
- * request (struct vblk_io, which embeds the chain's iovecs and is reused
- * from a free list), checks it (parse_req: the one place where a
+ * alone drives the struct blk. A kick pops each available chain and
+ * copies its iovecs into a request (struct vblk_io, reused from a free
+ * list, sized for seg_max), checks it (parse_req: the one place where a
  * request's header, lengths and sector range are judged), and starts it
  * on the backend; its completion writes the status byte and pushes the
  * chain back. Interrupts are raised once per batch, after a kick's round
@@ -22,7 +22,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <libgen.h>
 #include <linux/virtio_blk.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,8 @@
 #include "virtio/virtio_pci.h"
 
 #define VBLK_QUEUE_SIZE 256
+/* iovecs in a pooled request: seg_max (queue size - 2) + header + status. */
+#define VBLK_IO_SEGS VBLK_QUEUE_SIZE
 #define VBLK_HDR_LEN 16
 #define VBLK_SECTOR 512ULL
 #define VBLK_ID_BYTES 20
@@ -53,13 +54,22 @@ struct vblk_queue {
 	bool pushed; /* used entries since the last interrupt decision */
 };
 
+/* What a request keeps of its popped chain (struct vq_elem), iovecs aside. */
+struct vblk_chain {
+	uint16_t head;
+	unsigned int out_num, in_num;
+	uint64_t out_len, in_len;
+};
+
 struct vblk_io {
 	struct blk_req req;
 	struct vblk_queue *q;
 	uint8_t *status; /* the chain's last writable byte */
 	uint32_t written; /* bytes written into the chain on success */
+	unsigned int cap; /* room in iov[] */
 	struct vblk_io *next_free;
-	struct vq_elem elem;
+	struct vblk_chain elem;
+	struct iovec iov[];
 };
 
 struct virtio_blk {
@@ -72,25 +82,39 @@ struct virtio_blk {
 	bool writethrough; /* the driver took no FLUSH: each write is flushed */
 	struct vblk_queue queues[VIRTIO_MAX_QUEUES];
 	struct vblk_io *free_ios;
+	struct vq_elem scratch; /* where chains are popped (I/O thread only) */
 	uint8_t config[VBLK_CONFIG_SIZE];
 	char serial[VBLK_ID_BYTES];
 	char name[48];
 	char *path; /* owned copy of the image path */
 };
 
-static struct vblk_io *io_get(struct virtio_blk *vb)
+/*
+ * A request with room for @segs iovecs: chains within seg_max come from
+ * the free list (VBLK_IO_SEGS each); longer ones, which a driver that
+ * keeps to seg_max never sends, get their own allocation.
+ */
+static struct vblk_io *io_get(struct virtio_blk *vb, unsigned int segs)
 {
+	unsigned int cap = segs <= VBLK_IO_SEGS ? VBLK_IO_SEGS : segs;
 	struct vblk_io *io = vb->free_ios;
 
-	if (io) {
+	if (io && cap == VBLK_IO_SEGS) {
 		vb->free_ios = io->next_free;
 		return io;
 	}
-	return malloc(sizeof(*io));
+	io = malloc(sizeof(*io) + cap * sizeof(io->iov[0]));
+	if (io)
+		io->cap = cap;
+	return io;
 }
 
 static void io_put(struct virtio_blk *vb, struct vblk_io *io)
 {
+	if (io->cap != VBLK_IO_SEGS) {
+		free(io);
+		return;
+	}
 	io->next_free = vb->free_ios;
 	vb->free_ios = io;
 }
@@ -173,14 +197,15 @@ static unsigned int trim_status(struct iovec *iov, unsigned int cnt)
 	return cnt;
 }
 
-/* The last writable byte of the chain (in_len >= 1 was checked). */
-static uint8_t *find_status(struct vq_elem *e)
+/* The last writable byte of a chain (in_len >= 1 was checked). */
+static uint8_t *find_status(const struct iovec *iov, unsigned int out_num,
+			    unsigned int in_num)
 {
-	unsigned int i = e->out_num + e->in_num;
+	unsigned int i = out_num + in_num;
 
-	while (i > e->out_num && !e->iov[i - 1].iov_len)
+	while (i > out_num && !iov[i - 1].iov_len)
 		i--;
-	return (uint8_t *)e->iov[i - 1].iov_base + e->iov[i - 1].iov_len - 1;
+	return (uint8_t *)iov[i - 1].iov_base + iov[i - 1].iov_len - 1;
 }
 
 /*
@@ -189,7 +214,7 @@ static uint8_t *find_status(struct vq_elem *e)
  */
 static int parse_dwz(struct virtio_blk *vb, struct vblk_io *io, uint32_t type)
 {
-	struct vq_elem *e = &io->elem;
+	struct vblk_chain *e = &io->elem;
 	struct virtio_blk_discard_write_zeroes seg;
 	uint64_t data = e->out_len - VBLK_HDR_LEN;
 	uint64_t sector;
@@ -199,7 +224,7 @@ static int parse_dwz(struct virtio_blk *vb, struct vblk_io *io, uint32_t type)
 		return -EIO;
 	if (data / sizeof(seg) > VBLK_MAX_DWZ_SEG)
 		return -EIO;
-	iov_to_buf(e->iov, e->out_num, VBLK_HDR_LEN, &seg, sizeof(seg));
+	iov_to_buf(io->iov, e->out_num, VBLK_HDR_LEN, &seg, sizeof(seg));
 	sector = le64toh(seg.sector);
 	n = le32toh(seg.num_sectors);
 	flags = le32toh(seg.flags);
@@ -227,14 +252,14 @@ static int parse_dwz(struct virtio_blk *vb, struct vblk_io *io, uint32_t type)
  */
 static int parse_req(struct virtio_blk *vb, struct vblk_io *io)
 {
-	struct vq_elem *e = &io->elem;
-	struct iovec *in = e->iov + e->out_num;
+	struct vblk_chain *e = &io->elem;
+	struct iovec *in = io->iov + e->out_num;
 	struct virtio_blk_outhdr hdr;
 	uint32_t type;
 	uint64_t sector, len;
 	unsigned int cnt;
 
-	iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr));
+	iov_to_buf(io->iov, e->out_num, 0, &hdr, sizeof(hdr));
 	type = le32toh(hdr.type);
 	sector = le64toh(hdr.sector);
 	io->req = (struct blk_req){ .done = io_done, .opaque = io };
@@ -253,9 +278,9 @@ static int parse_req(struct virtio_blk *vb, struct vblk_io *io)
 			return -EROFS;
 		len = e->out_len - VBLK_HDR_LEN;
 		/* In place: the data iovecs are the readable ones past the header. */
-		cnt = blk_iov_skip(e->iov, e->out_num, VBLK_HDR_LEN, e->iov);
+		cnt = blk_iov_skip(io->iov, e->out_num, VBLK_HDR_LEN, io->iov);
 		io->req.op = BLK_OP_WRITE;
-		io->req.iov = e->iov;
+		io->req.iov = io->iov;
 		io->req.iovcnt = cnt;
 		break;
 	case VIRTIO_BLK_T_FLUSH:
@@ -291,25 +316,41 @@ static int parse_req(struct virtio_blk *vb, struct vblk_io *io)
 	return 0;
 }
 
-/* Take one popped chain to its answer or to the backend. */
-static void handle(struct virtio_blk *vb, struct vblk_queue *q,
-		   struct vblk_io *io)
+/* Take the chain just popped into vb->scratch to its answer or the backend. */
+static void handle(struct virtio_blk *vb, struct vblk_queue *q)
 {
+	struct vq_elem *e = &vb->scratch;
+	struct virtqueue *vq = &vb->vdev.vqs[q->index];
+	unsigned int segs = e->out_num + e->in_num;
+	struct vblk_io *io;
 	int r;
 
-	io->q = q;
-	if (io->elem.out_len < VBLK_HDR_LEN || io->elem.in_len < 1) {
+	if (e->out_len < VBLK_HDR_LEN || e->in_len < 1) {
 		/* Nowhere to answer: hand the buffers back, then stop. */
-		vq_push(&vb->vdev.vqs[q->index], io->elem.head, 0);
+		vq_push(vq, e->head, 0);
 		q->pushed = true;
-		io_put(vb, io);
-		vb->vdev.vqs[q->index].broken = true;
+		vq->broken = true;
 		virtio_dev_set_needs_reset(&vb->vdev,
 					   "request without a "
 					   "header or a status byte");
 		return;
 	}
-	io->status = find_status(&io->elem);
+	io = io_get(vb, segs);
+	if (!io) {
+		warn_ratelimited("%s: out of memory", vb->name);
+		*find_status(e->iov, e->out_num, e->in_num) =
+			VIRTIO_BLK_S_IOERR;
+		vq_push(vq, e->head, 1);
+		return;
+	}
+	io->q = q;
+	io->elem = (struct vblk_chain){ .head = e->head,
+					.out_num = e->out_num,
+					.in_num = e->in_num,
+					.out_len = e->out_len,
+					.in_len = e->in_len };
+	memcpy(io->iov, e->iov, segs * sizeof(io->iov[0]));
+	io->status = find_status(io->iov, e->out_num, e->in_num);
 	r = parse_req(vb, io);
 	if (r == 1) {
 		io_finish(io, VIRTIO_BLK_S_OK);
@@ -333,26 +374,15 @@ static void serve_queue(struct ev_handler *h, uint32_t events)
 	struct vblk_queue *q = h->opaque;
 	struct virtio_blk *vb = q->vb;
 	struct virtqueue *vq = &vb->vdev.vqs[q->index];
-	struct vblk_io *io;
-	int r = 0;
+	int r;
 
 	(void)events;
 	virtio_dev_ack_kick(&vb->vdev, q->index);
 	blk_plug(&vb->blk);
 	do {
 		vq_set_notification(vq, false);
-		while ((io = io_get(vb))) {
-			r = vq_pop(vq, &io->elem);
-			if (r != 1) {
-				io_put(vb, io);
-				break;
-			}
-			handle(vb, q, io);
-		}
-		if (!io) {
-			warn_ratelimited("%s: out of memory", vb->name);
-			break;
-		}
+		while ((r = vq_pop(vq, &vb->scratch)) == 1)
+			handle(vb, q);
 		if (r < 0) {
 			virtio_dev_set_needs_reset(&vb->vdev,
 						   "bad descriptor chain");

@@ -10,7 +10,8 @@
  * transmit and writes an empty one on receive, and offers no offloads.
  * Receive uses mergeable buffers when negotiated: a frame spreads over as
  * many chains as it needs, and if too few are posted the chains go back
- * (vq_unpop) and the backend waits for more.
+ * (vq_unpop), the device keeps a copy of the frame and the backend waits
+ * until the driver posts more (rx_ready says no while a frame is kept).
  */
 #include "devices/virtio_net.h"
 
@@ -43,6 +44,8 @@ struct virtio_net {
 	struct virtio_net_config config;
 	struct vq_elem tx_elem, rx_elem[NET_MAX_RX_CHAINS];
 	struct machine *m;
+	uint8_t *rx_kept;       /* a frame waiting for more receive buffers */
+	size_t rx_kept_len;
 	uint64_t rx_too_big, tx_bad;
 	char name[40];
 };
@@ -51,14 +54,19 @@ static bool rx_ready(void *opaque)
 {
 	struct virtio_net *n = opaque;
 
-	return n->watching && vq_has_avail(&n->vdev.vqs[NET_RXQ]);
+	return n->watching && !n->rx_kept &&
+	       vq_has_avail(&n->vdev.vqs[NET_RXQ]);
 }
 
-/* The backend's frame into the guest's receive buffers. */
-static void rx_frame(struct netbe *be, const struct iovec *iov,
-		     unsigned int cnt, void *opaque)
+/*
+ * A frame from the backend into the guest's receive buffers: 0 when
+ * delivered or dropped, -EAGAIN when the guest posted too few buffers
+ * for it yet (none were used).
+ */
+static int rx_put(struct virtio_net *n, const struct iovec *iov,
+		  unsigned int cnt)
 {
-	struct virtio_net *n = opaque;
+	struct netbe *be = &n->be;
 	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ];
 	bool mrg = virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_MRG_RXBUF);
 	struct virtio_net_hdr_v1 hdr = { 0 };
@@ -70,7 +78,7 @@ static void rx_frame(struct netbe *be, const struct iovec *iov,
 	if (be->vnet_hdr_len) {
 		/* The backend's header becomes the guest's. */
 		if (iov_to_buf(iov, cnt, 0, &hdr, NET_HDR_LEN) != NET_HDR_LEN)
-			return;
+			return 0;
 		skip = NET_HDR_LEN;
 		frame_len -= NET_HDR_LEN;
 	}
@@ -85,19 +93,21 @@ static void rx_frame(struct netbe *be, const struct iovec *iov,
 			if (r < 0) {
 				virtio_dev_set_needs_reset(&n->vdev,
 							   "bad receive chain");
-				return;
+				return 0;
 			}
+			/* The whole ring cannot hold it: it never will. */
+			if (used == vq->size)
+				goto too_big;
 			/* Out of buffers mid-frame: wait for more. */
 			vq_unpop(vq, used);
-			be->stats.rx_dropped++;
-			return;
+			return -EAGAIN;
 		}
 		used++;
 		if (e->out_num || e->in_len < off) {
 			virtio_dev_set_needs_reset(&n->vdev,
 						   "receive buffer too small or "
 						   "readable");
-			return;
+			return 0;
 		}
 		room = e->in_len - off;
 		n_copy = frame_len - done < room ? frame_len - done : room;
@@ -126,7 +136,7 @@ static void rx_frame(struct netbe *be, const struct iovec *iov,
 	for (i = 0; i < used; i++)
 		vq_push(vq, n->rx_elem[i].head, lens[i]);
 	virtio_dev_notify_queue(&n->vdev, NET_RXQ);
-	return;
+	return 0;
 
 too_big:
 	/* Give the chains back and drop the frame: it can never fit. */
@@ -135,6 +145,56 @@ too_big:
 	be->stats.rx_dropped++;
 	warn_ratelimited("%s: a %zu-byte frame does not fit the guest's "
 			 "receive buffers: dropped", n->name, frame_len);
+	return 0;
+}
+
+static void rx_frame(struct netbe *be, const struct iovec *iov,
+		     unsigned int cnt, void *opaque)
+{
+	struct virtio_net *n = opaque;
+	size_t len;
+
+	if (rx_put(n, iov, cnt) != -EAGAIN)
+		return;
+	/* Keep it until the driver posts more buffers (kick_rx). */
+	len = iov_size(iov, cnt);
+	n->rx_kept = malloc(len);
+	if (!n->rx_kept) {
+		be->stats.rx_dropped++;
+		return;
+	}
+	iov_to_buf(iov, cnt, 0, n->rx_kept, len);
+	n->rx_kept_len = len;
+}
+
+/* Deliver the kept frame if the buffers now suffice: true when none is kept. */
+static bool rx_flush_kept(struct virtio_net *n)
+{
+	struct iovec iov = { n->rx_kept, n->rx_kept_len };
+
+	if (!n->rx_kept)
+		return true;
+	if (rx_put(n, &iov, 1) == -EAGAIN)
+		return false;
+	free(n->rx_kept);
+	n->rx_kept = NULL;
+	return true;
+}
+
+/* Offloads the guest may ask of the host on transmit (HOST_* features). */
+static unsigned int host_offloads(struct virtio_net *n)
+{
+	unsigned int off = 0;
+
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_CSUM))
+		off |= NETBE_OFF_CSUM;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_TSO4))
+		off |= NETBE_OFF_TSO4;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_TSO6))
+		off |= NETBE_OFF_TSO6;
+	if (virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_HOST_ECN))
+		off |= NETBE_OFF_ECN;
+	return off;
 }
 
 /* Send one popped transmit chain; false when the backend is full. */
@@ -152,7 +212,16 @@ static bool tx_one(struct virtio_net *n, struct vq_elem *e)
 		return true; /* malformed: dropped, given back */
 	}
 	if (n->be.vnet_hdr_len) {
-		/* A private copy: the guest may change its own meanwhile. */
+		/*
+		 * A private copy (the guest may change its own meanwhile),
+		 * asking only for offloads the guest negotiated.
+		 */
+		if (netbe_vnet_hdr_check((const struct netbe_vnet_hdr *)&hdr,
+					 e->out_len - NET_HDR_LEN,
+					 host_offloads(n))) {
+			n->tx_bad++;
+			return true;
+		}
 		hdr.num_buffers = 0;
 		iov[cnt].iov_base = &hdr;
 		iov[cnt++].iov_len = NET_HDR_LEN;
@@ -227,7 +296,8 @@ static void kick_rx(struct ev_handler *h, uint32_t events)
 
 	(void)events;
 	virtio_dev_ack_kick(&n->vdev, NET_RXQ);
-	netbe_rx_resume(&n->be);
+	if (rx_flush_kept(n))
+		netbe_rx_resume(&n->be);
 }
 
 static void link_changed(void *opaque, bool up)
@@ -284,6 +354,9 @@ static void net_stop(void *arg)
 {
 	struct virtio_net *n = arg;
 
+	/* Reset: the driver's next session starts without the kept frame. */
+	free(n->rx_kept);
+	n->rx_kept = NULL;
 	if (!n->watching)
 		return;
 	evloop_del(&n->io.loop, &n->kick[NET_RXQ]);

@@ -44,7 +44,8 @@
 
 #define VSOCK_QUEUE_SIZE 256
 #define VSOCK_NR_QUEUES 3
-#define VSOCK_MAX_CONNS 4096
+/* At most this many connections (and rings of VIRTIO_VSOCK_BUF_ALLOC). */
+#define VSOCK_MAX_CONNS 1024
 #define VSOCK_HASH_SIZE 1024
 #define VSOCK_RST_QUEUE 1024
 #define VSOCK_TICK_MS 500
@@ -58,9 +59,9 @@ struct vconn {
 	struct virtio_vsock *v;
 	int fd;
 	struct ev_handler h;
-	bool watched;    /* evloop_add done */
-	bool readable;   /* the host socket may have data or EOF for us */
-	bool queued;     /* on the rx list */
+	bool watched; /* evloop_add done */
+	bool readable; /* the host socket may have data or EOF for us */
+	bool queued; /* on the rx list */
 	int64_t deadline; /* CONNECTING: when to give up */
 	/* Guest → host bytes the host socket has not taken yet. */
 	uint8_t *ring;
@@ -112,7 +113,8 @@ static struct vconn *conn_find(struct virtio_vsock *v, uint32_t host_port,
 {
 	struct vconn *vc;
 
-	LIST_FOREACH(vc, &v->hash[hash_of(host_port, guest_port)], hash_link)
+	vc = LIST_FIRST(&v->hash[hash_of(host_port, guest_port)]);
+	for (; vc; vc = LIST_NEXT(vc, hash_link))
 		if (vc->c.host_port == host_port &&
 		    vc->c.guest_port == guest_port)
 			return vc;
@@ -162,7 +164,8 @@ static void rst_queue(struct virtio_vsock *v, uint32_t host_port,
 
 	if (v->rst_count == VSOCK_RST_QUEUE) {
 		warn_ratelimited("%s: RST queue full (no rx buffers): "
-				 "dropping one", v->name);
+				 "dropping one",
+				 v->name);
 		return;
 	}
 	r = &v->rsts[(v->rst_head + v->rst_count++) % VSOCK_RST_QUEUE];
@@ -212,14 +215,19 @@ static bool conn_has_data(struct vconn *vc)
 	return vc->readable && vsock_conn_wants_host_data(&vc->c);
 }
 
-/* Put @vc on the rx list if it has something for the guest. */
+/*
+ * Put @vc on the rx list if it has something for the guest now: a packet
+ * owed, or host data and the credit to send it (or to ask for credit).
+ */
 static void conn_queue(struct vconn *vc)
 {
 	struct virtio_vsock *v = vc->v;
 
 	if (vc->queued)
 		return;
-	if (!vc->c.pending && !conn_has_data(vc))
+	if (!vc->c.pending &&
+	    !(conn_has_data(vc) &&
+	      (vsock_conn_tx_credit(&vc->c) || !vc->c.credit_requested)))
 		return;
 	TAILQ_INSERT_TAIL(&v->rxq, vc, rx_link);
 	vc->queued = true;
@@ -265,9 +273,10 @@ static int conn_flush(struct vconn *vc)
 		}
 		n = send_iov(vc->fd, iov, cnt);
 		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-		vc->ring_head = (vc->ring_head + (uint32_t)n) %
-				VIRTIO_VSOCK_BUF_ALLOC;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 :
+									 -errno;
+		vc->ring_head =
+			(vc->ring_head + (uint32_t)n) % VIRTIO_VSOCK_BUF_ALLOC;
 		vc->ring_len -= (uint32_t)n;
 		vsock_conn_forwarded(&vc->c, (uint32_t)n);
 	}
@@ -366,10 +375,11 @@ static bool rx_get(struct virtio_vsock *v)
 				return false;
 			continue;
 		}
-		if (v->rx_elem.in_len < VSOCK_HDR_SIZE) {
-			/* Too small for a header: hand it back unused. */
+		if (v->rx_elem.in_len <= VSOCK_HDR_SIZE) {
+			/* No room for data after the header: hand it back. */
 			warn_ratelimited("%s: rx buffer of %llu bytes is too "
-					 "small", v->name,
+					 "small",
+					 v->name,
 					 (unsigned long long)v->rx_elem.in_len);
 			vq_push(vq, v->rx_elem.head, 0);
 			continue;
@@ -387,7 +397,8 @@ static void rx_put(struct virtio_vsock *v, const struct vsock_pkt *p)
 
 	vsock_proto_build_hdr(p, hdr);
 	iov_from_buf(e->iov + e->out_num, e->in_num, 0, hdr, sizeof(hdr));
-	vq_push(&v->vdev.vqs[VIRTIO_VSOCK_RX], e->head, VSOCK_HDR_SIZE + p->len);
+	vq_push(&v->vdev.vqs[VIRTIO_VSOCK_RX], e->head,
+		VSOCK_HDR_SIZE + p->len);
 	v->rx_held = false;
 }
 
@@ -427,8 +438,6 @@ static bool rx_send_data(struct virtio_vsock *v, struct vconn *vc,
 		want = (uint32_t)room;
 	if (want > VSOCK_MAX_PKT)
 		want = VSOCK_MAX_PKT;
-	if (!want)
-		return false; /* a header-only buffer: nothing fits */
 	cnt = iov_slice(e->iov + e->out_num, e->in_num, VSOCK_HDR_SIZE, want,
 			v->iov);
 	do
@@ -452,8 +461,7 @@ static bool rx_send_data(struct virtio_vsock *v, struct vconn *vc,
  * Give @vc's next packet the held rx buffer. True if it was used (@vc may
  * be gone then: *@freed).
  */
-static bool rx_serve_conn(struct virtio_vsock *v, struct vconn *vc,
-			  bool *freed)
+static bool rx_serve_conn(struct virtio_vsock *v, struct vconn *vc, bool *freed)
 {
 	struct vsock_pkt p;
 	uint16_t op;
@@ -492,12 +500,13 @@ static bool rx_serve_conn(struct virtio_vsock *v, struct vconn *vc,
 /* Send the guest what is waiting, as long as it gives rx buffers. */
 static void rx_pump(struct virtio_vsock *v)
 {
-	unsigned int sent = 0;
+	unsigned int sent = 0, rounds = 0;
 	bool freed;
 
 	if (!v->active)
 		return;
-	while ((v->rst_count || !TAILQ_EMPTY(&v->rxq)) && sent < VSOCK_BATCH) {
+	while ((v->rst_count || !TAILQ_EMPTY(&v->rxq)) && sent < VSOCK_BATCH &&
+	       rounds++ < 4 * VSOCK_BATCH) {
 		struct vconn *vc;
 
 		if (!rx_get(v))
@@ -520,11 +529,11 @@ static void rx_pump(struct virtio_vsock *v)
 	if (sent)
 		virtio_dev_notify_queue(&v->vdev, VIRTIO_VSOCK_RX);
 	/* More to do than one batch: come back after the other fds. */
-	if (sent == VSOCK_BATCH) {
+	if (sent >= VSOCK_BATCH || rounds > 4 * VSOCK_BATCH) {
 		uint64_t one = 1;
 
-		if (write(v->vdev.kick_fd[VIRTIO_VSOCK_RX], &one,
-			  sizeof(one)) < 0)
+		if (write(v->vdev.kick_fd[VIRTIO_VSOCK_RX], &one, sizeof(one)) <
+		    0)
 			warn_ratelimited("%s: rx self-kick: %s", v->name,
 					 strerror(errno));
 	}
@@ -546,12 +555,11 @@ static void conn_event(struct ev_handler *h, uint32_t events)
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) &&
 	    vsock_conn_wants_host_data(&vc->c))
 		vc->readable = true;
-	if (conn_settle(vc)) {
-		rx_pump(v);
-		return;
+	if (!conn_settle(vc)) {
+		conn_update_watch(vc);
+		if (!conn_settle(vc))
+			conn_queue(vc);
 	}
-	conn_update_watch(vc);
-	conn_queue(vc);
 	rx_pump(v);
 }
 
@@ -621,7 +629,8 @@ static void tx_packet(struct virtio_vsock *v, const struct vq_elem *elem)
 	int ret;
 
 	if (elem->out_len < VSOCK_HDR_SIZE) {
-		warn_ratelimited("%s: tx packet shorter than a header", v->name);
+		warn_ratelimited("%s: tx packet shorter than a header",
+				 v->name);
 		return;
 	}
 	iov_to_buf(elem->iov, elem->out_num, 0, hdr, sizeof(hdr));
@@ -630,8 +639,8 @@ static void tx_packet(struct virtio_vsock *v, const struct vq_elem *elem)
 	vc = conn_find(v, p.dst_port, p.src_port);
 	if (ret) {
 		warn_ratelimited("%s: bad packet (op %u type %u len %u) for "
-				 "port %u: RST", v->name, p.op, p.type, p.len,
-				 p.src_port);
+				 "port %u: RST",
+				 v->name, p.op, p.type, p.len, p.src_port);
 		if (vc)
 			conn_free(vc);
 		if (p.op != VIRTIO_VSOCK_OP_RST)
@@ -659,7 +668,8 @@ static void tx_packet(struct virtio_vsock *v, const struct vq_elem *elem)
 	if (conn_settle(vc))
 		return;
 	conn_update_watch(vc);
-	conn_queue(vc);
+	if (!conn_settle(vc))
+		conn_queue(vc);
 }
 
 static void tx_serve(struct ev_handler *h, uint32_t events)
@@ -720,7 +730,8 @@ static void tick(struct ev_handler *h, uint32_t events)
 	vsock_mux_tick(v->mux, now);
 	for (vc = LIST_FIRST(&v->all); vc; vc = next) {
 		next = LIST_NEXT(vc, all_link);
-		if (vc->c.state == VSOCK_CONN_CONNECTING && now >= vc->deadline) {
+		if (vc->c.state == VSOCK_CONN_CONNECTING &&
+		    now >= vc->deadline) {
 			vsock_conn_reset(&vc->c);
 			conn_settle(vc);
 		}
@@ -942,8 +953,8 @@ int virtio_vsock_create(struct machine *m, const struct slot_config *sc,
 	snprintf(name, sizeof(name), "%s@%u:%u", sc->emulation, sc->slot,
 		 sc->func);
 	msg[0] = '\0';
-	ret = vsock_conf_parse(&conf, hyperkit ? VSOCK_HYPERKIT :
-						 VSOCK_FIRECRACKER,
+	ret = vsock_conf_parse(&conf,
+			       hyperkit ? VSOCK_HYPERKIT : VSOCK_FIRECRACKER,
 			       sc->conf, msg, sizeof(msg));
 	if (!ret)
 		ret = virtio_vsock_init(&v, name, &m->vm.mem, &conf, msg,

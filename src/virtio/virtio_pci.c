@@ -77,6 +77,7 @@ struct virtio_pci {
 	bool intx_level;
 	bool single_msi;        /* -W */
 	unsigned int msix_cap, msi_cap;
+	unsigned int pci_cfg_cap;  /* VIRTIO_PCI_CAP_PCI_CFG window */
 	unsigned int nr_vectors;
 	struct msix_entry table[VPCI_MAX_VECTORS];
 	struct vpci_vector vec[VPCI_MAX_VECTORS];
@@ -472,6 +473,39 @@ static void bar_access(void *opaque, uint64_t off, void *data, uint32_t len,
 	pthread_mutex_unlock(&vp->lock);
 }
 
+/*
+ * The VIRTIO_PCI_CAP_PCI_CFG window (§4.1.4.9): the driver names a BAR
+ * offset and a length in the capability, then reads or writes pci_cfg_data
+ * to reach the BAR through config space alone.
+ */
+static bool pci_cfg_window(struct virtio_pci *vp, unsigned int offset,
+			   unsigned int len, uint32_t *bar_off,
+			   uint32_t *length)
+{
+	unsigned int data = vp->pci_cfg_cap + 16;
+	struct pci_dev *pci = &vp->pci;
+
+	if (!vp->pci_cfg_cap || offset >= data + 4 || offset + len <= data)
+		return false;
+	memcpy(bar_off, &pci->cfg[vp->pci_cfg_cap + 8], 4);
+	memcpy(length, &pci->cfg[vp->pci_cfg_cap + 12], 4);
+	/* Only aligned 1, 2 or 4-byte accesses to BAR 4 are defined. */
+	return pci->cfg[vp->pci_cfg_cap + 4] == VPCI_BAR &&
+	       (*length == 1 || *length == 2 || *length == 4) &&
+	       !(*bar_off & (*length - 1)) && *bar_off < VPCI_BAR_SIZE;
+}
+
+static void cfg_reading(struct pci_dev *pci, unsigned int offset,
+			unsigned int len)
+{
+	struct virtio_pci *vp = pci->opaque;
+	uint32_t bar_off, length;
+
+	if (pci_cfg_window(vp, offset, len, &bar_off, &length))
+		bar_access(vp, bar_off, &pci->cfg[vp->pci_cfg_cap + 16],
+			   length, false);
+}
+
 /* (Un)register one ioeventfd per queue at BAR base @base. */
 static void set_ioeventfds(struct virtio_pci *vp, uint64_t base, bool assign)
 {
@@ -509,7 +543,14 @@ static void cfg_written(struct pci_dev *pci, unsigned int offset,
 			unsigned int len)
 {
 	struct virtio_pci *vp = pci->opaque;
+	uint32_t bar_off, length;
 	unsigned int v;
+
+	if (pci_cfg_window(vp, offset, len, &bar_off, &length)) {
+		bar_access(vp, bar_off, &pci->cfg[vp->pci_cfg_cap + 16],
+			   length, true);
+		return;
+	}
 
 	pthread_mutex_lock(&vp->lock);
 	if (vp->msix_cap && offset < vp->msix_cap + 4 &&
@@ -555,6 +596,23 @@ static int add_virtio_cap(struct pci_dev *pci, uint8_t type, uint32_t offset,
 	return pci_dev_add_cap(pci, &cap, cap.cap.cap_len);
 }
 
+/* The PCI config access window; bar, offset, length and data are the driver's. */
+static int add_pci_cfg_cap(struct pci_dev *pci)
+{
+	struct virtio_pci_cfg_cap cfg = {
+		.cap = { .cap_vndr = PCI_CAP_ID_VNDR,
+			 .cap_len = sizeof(cfg),
+			 .cfg_type = VIRTIO_PCI_CAP_PCI_CFG },
+	};
+	int at = pci_dev_add_cap(pci, &cfg, sizeof(cfg));
+
+	if (at < 0)
+		return at;
+	pci->wmask[at + 4] = 0xff;
+	memset(&pci->wmask[at + 8], 0xff, 12);
+	return at;
+}
+
 static int add_caps(struct virtio_pci *vp)
 {
 	struct pci_dev *pci = &vp->pci;
@@ -571,6 +629,10 @@ static int add_caps(struct virtio_pci *vp)
 	    add_virtio_cap(pci, VIRTIO_PCI_CAP_DEVICE_CFG, VPCI_DEVICE,
 			   dev->config_size, false) < 0)
 		return -ENOSPC;
+	at = add_pci_cfg_cap(pci);
+	if (at < 0)
+		return at;
+	vp->pci_cfg_cap = at;
 	if (vp->single_msi) {
 		/* 64-bit MSI, one vector: enable, address and data writable. */
 		uint8_t cap[14] = { PCI_CAP_ID_MSI, 0, MSI_CTRL_64BIT, 0 };
@@ -674,6 +736,7 @@ int virtio_pci_add(struct machine *m, const struct slot_config *sc,
 	vp->pci.func = sc->func;
 	vp->pci.opaque = vp;
 	vp->pci.cfg_written = cfg_written;
+	vp->pci.cfg_reading = cfg_reading;
 	vp->pci.bar_moved = bar_moved;
 	vp->pci.cfg[PCI_SUBSYS_VENDOR] = PCI_VENDOR_REDHAT_QUMRANET & 0xff;
 	vp->pci.cfg[PCI_SUBSYS_VENDOR + 1] = PCI_VENDOR_REDHAT_QUMRANET >> 8;

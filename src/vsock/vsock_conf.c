@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HYPERKIT_SUFFIX_LEN 18    /* "/00000002.%08x" */
+#define HYPERKIT_SUFFIX_LEN 18 /* "/00000002.%08x" */
 #define FIRECRACKER_SUFFIX_LEN 11 /* "_%u" */
 
 /* A decimal u32 in [@min, @max] filling [@s, @s + @len). */
@@ -46,19 +46,23 @@ static int parse_forwards(struct vsock_conf *c, const char *v, size_t len,
 		uint64_t port;
 
 		if (parse_u32(v, n, 0, UINT32_MAX - 1, &port)) {
-			snprintf(err, errlen, "guest_forwards: '%.*s' is not "
-				 "a port (decimal, 0..4294967294)", (int)n, v);
+			snprintf(err, errlen,
+				 "guest_forwards: '%.*s' is not "
+				 "a port (decimal, 0..4294967294)",
+				 (int)n, v);
 			return -EINVAL;
 		}
 		if (c->nr_forwards == VSOCK_MAX_FORWARDS) {
-			snprintf(err, errlen, "guest_forwards: at most %d ports",
+			snprintf(err, errlen,
+				 "guest_forwards: at most %d ports",
 				 VSOCK_MAX_FORWARDS);
 			return -EINVAL;
 		}
 		c->forwards[c->nr_forwards++] = (uint32_t)port;
 		v += n + (sep ? 1 : 0);
 		if (sep && v == end) {
-			snprintf(err, errlen, "guest_forwards: empty port "
+			snprintf(err, errlen,
+				 "guest_forwards: empty port "
 				 "after ';'");
 			return -EINVAL;
 		}
@@ -78,9 +82,10 @@ static int set_path(struct vsock_conf *c, const char *name, const char *v,
 		return -EINVAL;
 	}
 	if (len + suffix + 1 > sizeof(c->path)) {
-		snprintf(err, errlen, "%s: path too long for a Unix socket "
-			 "address (%zu bytes; at most %zu)", name, len,
-			 sizeof(c->path) - suffix - 1);
+		snprintf(err, errlen,
+			 "%s=: too long for a Unix socket "
+			 "address (%zu bytes; at most %zu)",
+			 name, len, sizeof(c->path) - suffix - 1);
 		return -EINVAL;
 	}
 	memcpy(c->path, v, len);
@@ -117,7 +122,8 @@ int vsock_conf_parse(struct vsock_conf *c, enum vsock_kind kind,
 				goto dup;
 			if (parse_u32(v, vlen, 3, 0xfffffffeULL,
 				      &c->guest_cid)) {
-				snprintf(err, errlen, "guest_cid=%.*s: expected "
+				snprintf(err, errlen,
+					 "guest_cid=%.*s: expected "
 					 "a decimal CID from 3 to 4294967294",
 					 (int)vlen, v);
 				return -EINVAL;
@@ -138,8 +144,10 @@ int vsock_conf_parse(struct vsock_conf *c, enum vsock_kind kind,
 				return -EINVAL;
 			have_fwd = true;
 		} else {
-			snprintf(err, errlen, "unknown option '%.*s' (expected "
-				 "guest_cid=, %s=%s)", (int)klen, p, path_opt,
+			snprintf(err, errlen,
+				 "unknown option '%.*s' (expected "
+				 "guest_cid=, %s=%s)",
+				 (int)klen, p, path_opt,
 				 kind == VSOCK_HYPERKIT ? ", guest_forwards=" :
 							  "");
 			return -EINVAL;
@@ -152,7 +160,7 @@ dup:
 	}
 	if (!have_cid || !have_path) {
 		snprintf(err, errlen, "missing %s (expected guest_cid=C,%s=%s)",
-			 !have_cid ? "guest_cid=" : path_opt, path_opt,
+			 !have_cid ? "guest_cid" : path_opt, path_opt,
 			 kind == VSOCK_HYPERKIT ? "DIR" : "PATH");
 		return -EINVAL;
 	}

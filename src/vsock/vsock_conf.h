@@ -17,7 +17,7 @@
 #define VSOCK_SUN_PATH_MAX 108
 
 enum vsock_kind {
-	VSOCK_HYPERKIT,    /* virtio-sock */
+	VSOCK_HYPERKIT, /* virtio-sock */
 	VSOCK_FIRECRACKER, /* virtio-vsock */
 };
 

@@ -42,7 +42,8 @@ uint32_t vsock_conn_tx_credit(const struct vsock_conn *c)
 {
 	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
 
-	if (c->state != VSOCK_CONN_ESTABLISHED || in_flight >= c->peer_buf_alloc)
+	if (c->state != VSOCK_CONN_ESTABLISHED ||
+	    in_flight >= c->peer_buf_alloc)
 		return 0;
 	return c->peer_buf_alloc - in_flight;
 }

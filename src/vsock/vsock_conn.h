@@ -25,9 +25,9 @@
 #include "vsock/vsock_proto.h"
 
 enum vsock_conn_state {
-	VSOCK_CONN_CONNECTING,  /* host → guest: REQUEST sent, no answer yet */
+	VSOCK_CONN_CONNECTING, /* host → guest: REQUEST sent, no answer yet */
 	VSOCK_CONN_ESTABLISHED,
-	VSOCK_CONN_CLOSED,      /* send what is pending (an RST), then free */
+	VSOCK_CONN_CLOSED, /* send what is pending (an RST), then free */
 };
 
 /* Packets owed to the guest, sent lowest bit first. */
@@ -39,30 +39,30 @@ enum vsock_conn_state {
 #define VSOCK_SEND_RST (1U << 5)
 
 /* What vsock_conn_recv() asks of the device. */
-#define VSOCK_ACT_DATA (1U << 0)        /* forward the packet's payload */
+#define VSOCK_ACT_DATA (1U << 0) /* forward the packet's payload */
 #define VSOCK_ACT_ESTABLISHED (1U << 1) /* the guest accepted (RESPONSE) */
-#define VSOCK_ACT_CREDIT (1U << 2)      /* more credit: try sending again */
-#define VSOCK_ACT_CLOSE (1U << 3)       /* guest RST: close now, send nothing */
+#define VSOCK_ACT_CREDIT (1U << 2) /* more credit: try sending again */
+#define VSOCK_ACT_CLOSE (1U << 3) /* guest RST: close now, send nothing */
 
 struct vsock_conn {
 	uint64_t guest_cid;
 	uint32_t host_port, guest_port;
 	enum vsock_conn_state state;
-	unsigned int pending;      /* VSOCK_SEND_* */
+	unsigned int pending; /* VSOCK_SEND_* */
 	/* guest → host */
-	uint32_t buf_alloc;        /* what we advertise */
-	uint32_t rx_cnt;           /* payload bytes taken from the guest */
-	uint32_t fwd_cnt;          /* of those, written to the host socket */
-	uint32_t adv_fwd_cnt;      /* the fwd_cnt the guest last heard */
+	uint32_t buf_alloc; /* what we advertise */
+	uint32_t rx_cnt; /* payload bytes taken from the guest */
+	uint32_t fwd_cnt; /* of those, written to the host socket */
+	uint32_t adv_fwd_cnt; /* the fwd_cnt the guest last heard */
 	/* host → guest */
 	uint32_t peer_buf_alloc, peer_fwd_cnt;
-	uint32_t tx_cnt;           /* payload bytes sent to the guest */
+	uint32_t tx_cnt; /* payload bytes sent to the guest */
 	bool credit_requested;
 	/* shutdown */
-	bool guest_shut_send;      /* the guest sends no more */
-	bool guest_shut_rcv;       /* the guest reads no more */
-	bool host_eof;             /* the host socket gave EOF */
-	bool host_wr_shut;         /* shutdown(SHUT_WR) done on the host socket */
+	bool guest_shut_send; /* the guest sends no more */
+	bool guest_shut_rcv; /* the guest reads no more */
+	bool host_eof; /* the host socket gave EOF */
+	bool host_wr_shut; /* shutdown(SHUT_WR) done on the host socket */
 };
 
 /*

@@ -126,7 +126,8 @@ static void handshake_read(struct ev_handler *h, uint32_t events)
 	}
 	if (ret < 0) {
 		warn_ratelimited("vsock: %s: bad handshake from a host client "
-				 "(%zu bytes): closed", m->conf.path, hs->got);
+				 "(%zu bytes): closed",
+				 m->conf.path, hs->got);
 		handshake_close(hs);
 		return;
 	}
@@ -164,7 +165,8 @@ static void handshake_add(struct vsock_mux *m, int fd)
 
 err_close:
 	warn_ratelimited("vsock: %s: too many host connections in their "
-			 "handshake: closed one", m->conf.path);
+			 "handshake: closed one",
+			 m->conf.path);
 	close(fd);
 }
 

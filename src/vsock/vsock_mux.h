@@ -57,7 +57,7 @@ struct vsock_listener {
 	struct vsock_mux *mux;
 	int fd;
 	struct ev_handler h;
-	bool handshake;         /* read a handshake; else forward to port */
+	bool handshake; /* read a handshake; else forward to port */
 	uint32_t port;
 	char path[VSOCK_SUN_PATH_MAX];
 	char link[VSOCK_SUN_PATH_MAX * 2]; /* guest.P symlink, or "" */
@@ -102,7 +102,8 @@ void vsock_mux_stop(struct vsock_mux *m);
 /* Guest → host port @port: a connected non-blocking socket, or -errno. */
 int vsock_mux_connect(struct vsock_mux *m, uint32_t port) __must_check;
 /* The guest accepted a host connection: the convention's reply, 0 or -errno. */
-int vsock_mux_established(struct vsock_mux *m, int fd, uint32_t host_port) __must_check;
+int vsock_mux_established(struct vsock_mux *m, int fd,
+			  uint32_t host_port) __must_check;
 /* Close handshakes older than VSOCK_HANDSHAKE_TIMEOUT_MS (@now_ms monotonic). */
 void vsock_mux_tick(struct vsock_mux *m, int64_t now_ms);
 
@@ -113,7 +114,9 @@ int vsock_mux_listen(struct vsock_mux *m, const char *path, bool handshake,
 int64_t vsock_mux_now_ms(void);
 
 /* The conventions' set-up: ops and listeners for @m->conf. */
-int vsock_hyperkit_setup(struct vsock_mux *m, char *err, size_t errlen) __must_check;
-int vsock_firecracker_setup(struct vsock_mux *m, char *err, size_t errlen) __must_check;
+int vsock_hyperkit_setup(struct vsock_mux *m, char *err,
+			 size_t errlen) __must_check;
+int vsock_firecracker_setup(struct vsock_mux *m, char *err,
+			    size_t errlen) __must_check;
 
 #endif

@@ -53,7 +53,8 @@ void vsock_proto_build_hdr(const struct vsock_pkt *p, void *hdr);
  * word in any case, the port decimal) with *@port set; 0: no newline yet,
  * read on; -EINVAL: garbage, or no newline within VSOCK_CONNECT_MAX bytes.
  */
-int vsock_proto_parse_connect(const char *buf, size_t len, uint32_t *port) __must_check;
+int vsock_proto_parse_connect(const char *buf, size_t len,
+			      uint32_t *port) __must_check;
 /*
  * HyperKit's host→guest header: as above for "%08x.%08x\n" (guest CID,
  * port; hex digits in either case). 0 until VSOCK_HYPERKIT_HDR_LEN bytes

@@ -96,15 +96,19 @@ struct op {
 /* Op @i of the workload of @seed on a disk of @size bytes. */
 static struct op gen_op(uint64_t seed, uint64_t i, uint64_t size)
 {
-	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + i * 0xbf58476d1ce4e5b9ULL + 1;
+	uint64_t s =
+		seed * 0x9e3779b97f4a7c15ULL + i * 0xbf58476d1ce4e5b9ULL + 1;
 	uint64_t sectors = size / 512, k, maxlen;
 	struct op op;
 
 	for (int j = 0; j < 4; j++)
 		rnd(&s);
 	k = rnd(&s) % 100;
-	op.kind = k < 55 ? OP_WRITE : k < 65 ? OP_ZERO : k < 75 ? OP_DISCARD :
-		  k < 85 ? OP_FLUSH : OP_READ;
+	op.kind = k < 55 ? OP_WRITE :
+		  k < 65 ? OP_ZERO :
+		  k < 75 ? OP_DISCARD :
+		  k < 85 ? OP_FLUSH :
+			   OP_READ;
 	maxlen = (rnd(&s) % 4 == 0) ? 2048 : 64;
 	op.len = (1 + rnd(&s) % maxlen) * 512;
 	if (op.len > size)
@@ -159,7 +163,8 @@ static void mirror_apply(int fd, const struct op *op, uint8_t *buf,
 			memcpy(buf, discard_base + a, b - a);
 		else
 			memset(buf, 0, b - a);
-		if (b > a && pwrite(fd, buf, b - a, (off_t)a) != (ssize_t)(b - a))
+		if (b > a &&
+		    pwrite(fd, buf, b - a, (off_t)a) != (ssize_t)(b - a))
 			must(-EIO, "mirror write");
 		return;
 	default:
@@ -286,12 +291,15 @@ static int commands(int argc, char **argv)
 {
 	for (int i = 0; i < argc;) {
 		const char *c = argv[i];
-		int need = !strcmp(c, "flush") ? 1 : !strcmp(c, "write") ? 4 : 3;
+		int need = !strcmp(c, "flush") ? 1 :
+			   !strcmp(c, "write") ? 4 :
+						 3;
 		uint64_t off, len;
 		uint8_t *buf;
 
 		if (i + need > argc) {
-			fprintf(stderr, "qcow2_tool: %s: missing arguments\n", c);
+			fprintf(stderr, "qcow2_tool: %s: missing arguments\n",
+				c);
 			return 2;
 		}
 		if (!strcmp(c, "flush")) {

@@ -232,6 +232,8 @@ STORMS = {
     "v3-2M": "cluster_size=2M",
     "v3-4k-refcount1": "cluster_size=4k,refcount_bits=1",
     "v3-4k-refcount64": "cluster_size=4k,refcount_bits=64",
+    # Refcount blocks of 64 entries: the refcount table grows many times.
+    "v3-512-refcount64": "cluster_size=512,refcount_bits=64",
     "v3-lazy": "lazy_refcounts=on",
 }
 

@@ -27,8 +27,11 @@ static void run(struct blk *b, enum blk_op op, uint64_t off, uint8_t *buf,
 		uint64_t len)
 {
 	struct iovec iov = { buf, len };
-	struct blk_req req = { .op = op, .offset = off, .len = len,
-			       .iov = &iov, .iovcnt = buf ? 1 : 0,
+	struct blk_req req = { .op = op,
+			       .offset = off,
+			       .len = len,
+			       .iov = &iov,
+			       .iovcnt = buf ? 1 : 0,
 			       .done = done };
 
 	if (off > b->size || len > b->size - off)
@@ -59,9 +62,10 @@ static void session(int fd, bool ro, const uint8_t *data, size_t size)
 			len = b.size - off;
 		run(&b, BLK_OP_READ, off, buf, len);
 		if (!ro) {
-			run(&b, BLK_OP_WRITE, off, buf, len < 70000 ? len : 70000);
-			run(&b, i & 1 ? BLK_OP_DISCARD : BLK_OP_WRITE_ZEROES, off,
-			    NULL, len);
+			run(&b, BLK_OP_WRITE, off, buf,
+			    len < 70000 ? len : 70000);
+			run(&b, i & 1 ? BLK_OP_DISCARD : BLK_OP_WRITE_ZEROES,
+			    off, NULL, len);
 		}
 	}
 	run(&b, BLK_OP_READ, 0, buf, b.size < 4096 ? b.size : 4096);

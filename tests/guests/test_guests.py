@@ -235,3 +235,11 @@ def test_echo_stdin_regular_file(khyve, tmp_path):
     assert r.rc == 0, (r.out, r.err)
     assert "ECHO 11 %x from a file" % echo_checksum(b"from a file") in r.out
     assert "PASS echo" in r.out
+
+
+def test_virtio_pci_transport(khyve):
+    """A tiny virtio driver in a test guest: caps, BAR, PCI_CFG window,
+    negotiation, a queue, ioeventfd notify, INTx ISR, NEEDS_RESET, reset."""
+    r = boot(khyve, "virtio_pci", "", "-s", "3,virtio-rnd")
+    assert_pass(r, "virtio_pci")
+    assert "virtio-rnd: 64 bytes" in r.out, r.out

@@ -92,6 +92,7 @@ def test_disks_rng_and_networks(khyve_path, kit, tmp_path):
         "echo DMESG-CHECKED",
         "ip addr add 10.0.3.15/24 dev eth1; ip link set eth1 up",
         "ping -c 2 -W 5 10.0.3.1 && echo TAP-PING-OK",
+        "grep -c 'PCI-MSI.*virtio' /proc/interrupts | sed 's/^/MSIX-VECTORS=/'",
         "echo persist-me > /persist.txt; sync",
         "mount -o remount,ro / && echo ROOT-RO",
     ])
@@ -112,7 +113,7 @@ def test_disks_rng_and_networks(khyve_path, kit, tmp_path):
     out = console_text(log)
     assert "/dev/root / ext4 rw" in out or "/dev/vda / ext4 rw" in out, out
     assert "RNG=virtio_rng.0" in out, out
-    assert "MQ=0 1 " in out, out
+    assert "MQ=0 1\r" in out, out
     assert " vdb1" in out, out
     checked = out.split("DMESG-CHECKED")[0].rsplit("vdb1", 1)[1]
     assert not checked.strip(), f"driver complaints: {checked}"
@@ -120,6 +121,8 @@ def test_disks_rng_and_networks(khyve_path, kit, tmp_path):
         in out, out
     assert "TAP-PING-OK" in out, out
     assert "ROOT-RO" in out, out
+    # MSI-X: a config vector plus one per queue of each device.
+    assert int(out.split("MSIX-VECTORS=")[1].split()[0]) >= 10, out
     # The host sees what the guest did: clean fs, mount count and time.
     fsck = subprocess.run(["e2fsck", "-fn", str(root)], capture_output=True,
                           text=True)
@@ -192,7 +195,8 @@ def test_qcow2_root_with_backing_ro_disk_and_kill9(khyve_path, kit,
 def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
     """Root over 9P from a host folder (the guest's writes land in it),
     the vsock transport binds with our CID, guest → host and host → guest
-    connections through HyperKit's socket directory, DHCP over VPNKit."""
+    connections through HyperKit's socket directory, DHCP over VPNKit;
+    with -W (single MSI, no MSI-X) the devices interrupt through INTx."""
     share = unpack_initramfs(kit, tmp_path / "share")
     (share / "marker.txt").write_text("from-the-host\n")
     vsock_dir = tmp_path / "vsock"
@@ -216,14 +220,14 @@ def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
             "cat /marker.txt",
             "echo written-by-guest > /root/from-guest.txt",
             "khyve-vsock cid",
+            "grep virtio /proc/interrupts",
             "khyve-vsock send 1524 ping-from-guest; echo",
             "khyve-vsock echo 5000 &",
-            "sleep 1; echo ECHO-READY",
             "wait; echo ECHO-DONE",
         ])
         proc = boot_command(
             khyve_path, kit, log,
-            ["-A", "-m", "384M",
+            ["-A", "-W", "-m", "384M",
              "-s", f"2,virtio-9p,tag=kitroot,share={share}",
              "-s", f"3,virtio-sock,guest_cid=7,path={vsock_dir}",
              "-s", f"4,virtio-vpnkit,path={vpnkit_sock}"],
@@ -244,7 +248,8 @@ def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
         assert got == b"ping-from-guest"
         conn.sendall(b"pong-from-host")
         conn.close()
-        wait_log(log, "ECHO-READY", proc)
+        # The guest's listener is up once it says so (its own line).
+        wait_log(log, "LISTENING 5000", proc)
         host = socket.socket(socket.AF_UNIX)
         host.connect(str(vsock_dir / "connect"))
         host.sendall(b"%08x.%08x\n" % (7, 5000))
@@ -267,6 +272,8 @@ def test_9p_root_vsock_and_vpnkit(khyve_path, kit, tmp_path):
     assert "kitroot / 9p rw" in out, out
     assert "from-the-host" in out, out
     assert "CID=7" in out, out
+    # -W: no MSI-X, so Linux's virtio-pci takes the INTx lines (_PRT).
+    assert "IO-APIC  18-fasteoi   virtio" in out, out
     assert "pong-from-host" in out, out
     assert "ECHO-DONE" in out, out
     assert "IP-Config: Got DHCP answer from 192.168.65.1, my address is " \

@@ -15,6 +15,7 @@ import argparse
 import os
 import socket
 import struct
+import sys
 import threading
 
 MAGIC = b"VMN3T"
@@ -145,7 +146,13 @@ class VPNKitServer:
             (length,) = struct.unpack("<H", read_exact(conn, 2))
             frame = read_exact(conn, length)
             self.frames.append(frame)
-            for out in self.answer(frame):
+            try:
+                answers = self.answer(frame)
+            except (IndexError, struct.error) as e:
+                # A frame this small server cannot parse: note it, go on.
+                self.errors.append(f"unparsed frame {frame[:64].hex()}: {e!r}")
+                answers = []
+            for out in answers:
                 conn.sendall(struct.pack("<H", len(out)) + out)
             if self.hang_up:
                 return
@@ -238,6 +245,9 @@ def main():
         while True:
             server.serve_one()
             server.hang_up = False
+            for e in server.errors:
+                print(f"vpnkit_server: {e}", file=sys.stderr, flush=True)
+            server.errors.clear()
     except KeyboardInterrupt:
         pass
     finally:

@@ -12,7 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/loop.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +24,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -583,6 +588,62 @@ static void auto_engine(void **state)
 	free(path);
 }
 
+/*
+ * No io_uring (a seccomp filter makes io_uring_setup fail with ENOSYS, as
+ * on kernels without it): AUTO falls back to system calls and works;
+ * engine=uring is refused with a message.
+ */
+static int no_uring_child(const char *path)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]),
+				   .filter = code };
+	struct blk_options o = { .path = path, .discard = true };
+	uint8_t buf[512];
+	char err[256] = "";
+	struct blk b;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 77;
+	if (blk_open(&b, &o, err, sizeof(err)) || b.engine != &blk_engine_sync)
+		return 1;
+	if (rw(&b, BLK_OP_READ, 0, buf, sizeof(buf)) || buf[0] != 0xa5)
+		return 2;
+	blk_close(&b);
+	o.engine = BLK_ENGINE_URING;
+	if (blk_open(&b, &o, err, sizeof(err)) != -ENOSYS ||
+	    !strstr(err, "io_uring") || !strstr(err, path))
+		return 3;
+	return 0;
+}
+
+static void no_uring_fallback(void **state)
+{
+	char *path = make_file(65536, true);
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid)
+		_exit(no_uring_child(path));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	free(path);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void open_fails(const struct blk_options *o, int want,
 		       const char *needle)
 {
@@ -783,6 +844,7 @@ int main(void)
 		cmocka_unit_test(uring_drain),
 		cmocka_unit_test(uring_plug),
 		cmocka_unit_test(auto_engine),
+		cmocka_unit_test(no_uring_fallback),
 		cmocka_unit_test(open_errors),
 		cmocka_unit_test(sector_sizes),
 		cmocka_unit_test(permission),

@@ -37,8 +37,10 @@ static void refcount_widths(void **state)
 		/* Setting one entry leaves its neighbours alone. */
 		qcow2_rc_set(blk, 5, order, max);
 		assert_int_equal(qcow2_rc_get(blk, 5, order), max);
-		assert_int_equal(qcow2_rc_get(blk, 4, order), (4 * 7 + 3) & max);
-		assert_int_equal(qcow2_rc_get(blk, 6, order), (6 * 7 + 3) & max);
+		assert_int_equal(qcow2_rc_get(blk, 4, order),
+				 (4 * 7 + 3) & max);
+		assert_int_equal(qcow2_rc_get(blk, 6, order),
+				 (6 * 7 + 3) & max);
 		qcow2_rc_set(blk, 5, order, 0);
 		assert_int_equal(qcow2_rc_get(blk, 5, order), 0);
 	}
@@ -284,8 +286,11 @@ static int rw(struct disk *d, enum blk_op op, uint64_t off, void *buf,
 {
 	struct iovec iov[2] = { { buf, n / 2 },
 				{ (uint8_t *)buf + n / 2, n - n / 2 } };
-	struct blk_req req = { .op = op, .offset = off, .len = n,
-			       .iov = iov, .iovcnt = buf ? 2 : 0,
+	struct blk_req req = { .op = op,
+			       .offset = off,
+			       .len = n,
+			       .iov = iov,
+			       .iovcnt = buf ? 2 : 0,
 			       .done = done };
 
 	result = 1;
@@ -312,20 +317,19 @@ static void write_reopen_rebuild(void **state)
 	assert_int_equal(d.b.logical_block, 512);
 	assert_int_equal(d.b.physical_block, 4096);
 	assert_int_equal(rw(&d, BLK_OP_WRITE, CS - 4096, buf, sizeof(buf)), 0);
-	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)),
-			 0);
+	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)), 0);
 	assert_memory_equal(buf, back, sizeof(buf));
 	/* Out of range and read-only requests fail without harm. */
 	assert_int_equal(rw(&d, BLK_OP_READ, (1 << 20) - 512, back, 1024),
 			 -EINVAL);
+	assert_int_equal(rw(&d, BLK_OP_WRITE, 0, NULL, 4096), -EINVAL);
 	assert_int_equal(rw(&d, BLK_OP_FLUSH, 0, NULL, 0), 0);
 	q = d.b.format_priv;
 	/* Two data clusters and one L2 table, each with refcount 1. */
 	assert_int_equal(qcow2_l2_lookup(q, 0, &e), 0);
 	assert_true(e & QCOW2_COPIED);
-	assert_int_equal(qcow2_refcount_get(q, (e & QCOW2_OFFSET_MASK) >> CB,
-					    &rc),
-			 0);
+	assert_int_equal(
+		qcow2_refcount_get(q, (e & QCOW2_OFFSET_MASK) >> CB, &rc), 0);
 	assert_int_equal(rc, 1);
 	for (uint64_t c = 0; c < 8; c++) {
 		assert_int_equal(qcow2_refcount_get(q, c, &rc), 0);
@@ -339,8 +343,7 @@ static void write_reopen_rebuild(void **state)
 	/* Reopen: the data is there. */
 	assert_int_equal(open_mem(&d, g, (size_t)flen, true), 0);
 	memset(back, 0, sizeof(back));
-	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)),
-			 0);
+	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)), 0);
 	assert_memory_equal(buf, back, sizeof(buf));
 	assert_int_equal(rw(&d, BLK_OP_WRITE, 0, buf, 512), -EROFS);
 	close_mem(&d);
@@ -360,13 +363,11 @@ static void write_reopen_rebuild(void **state)
 		assert_int_equal(qcow2_refcount_get(q, c, &rc), 0);
 		assert_int_equal(rc, c == 1 || c == 2 ? 0 : 1);
 	}
-	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)),
-			 0);
+	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)), 0);
 	assert_memory_equal(buf, back, sizeof(buf));
 	/* Discard frees both data clusters; the range reads zeroes. */
 	assert_int_equal(rw(&d, BLK_OP_DISCARD, 0, NULL, 2 * CS), 0);
-	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)),
-			 0);
+	assert_int_equal(rw(&d, BLK_OP_READ, CS - 4096, back, sizeof(back)), 0);
 	memset(buf, 0, sizeof(buf));
 	assert_memory_equal(buf, back, sizeof(buf));
 	assert_int_equal(qcow2_refcount_get(q, 5, &rc), 0);

@@ -24,10 +24,15 @@ static struct vsock_pkt pkt(uint16_t op, uint32_t len, uint32_t buf_alloc,
 			    uint32_t fwd_cnt)
 {
 	struct vsock_pkt p = {
-		.src_cid = CID, .dst_cid = VSOCK_HOST_CID,
-		.src_port = 5000, .dst_port = 1024,
-		.len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op,
-		.buf_alloc = buf_alloc, .fwd_cnt = fwd_cnt,
+		.src_cid = CID,
+		.dst_cid = VSOCK_HOST_CID,
+		.src_port = 5000,
+		.dst_port = 1024,
+		.len = len,
+		.type = VIRTIO_VSOCK_TYPE_STREAM,
+		.op = op,
+		.buf_alloc = buf_alloc,
+		.fwd_cnt = fwd_cnt,
 	};
 	return p;
 }
@@ -111,7 +116,8 @@ static void test_tx_credit_math(void **state)
 	assert_int_equal(vsock_conn_tx_credit(&c), 0);
 	/* Out of credit: one CREDIT_REQUEST, not one per try. */
 	vsock_conn_stalled(&c);
-	assert_int_equal(vsock_conn_next_op(&c), VIRTIO_VSOCK_OP_CREDIT_REQUEST);
+	assert_int_equal(vsock_conn_next_op(&c),
+			 VIRTIO_VSOCK_OP_CREDIT_REQUEST);
 	vsock_conn_build(&c, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, &out);
 	vsock_conn_stalled(&c);
 	assert_int_equal(vsock_conn_next_op(&c), 0);
@@ -350,9 +356,9 @@ static void test_hdr_roundtrip_le(void **state)
 	(void)state;
 	assert_int_equal(VSOCK_HDR_SIZE, 44);
 	hdr_of(&p, buf);
-	assert_int_equal(buf[0], CID);         /* src_cid, le64 */
+	assert_int_equal(buf[0], CID); /* src_cid, le64 */
 	assert_int_equal(buf[8], VSOCK_HOST_CID);
-	assert_int_equal(buf[36], 0x04);       /* buf_alloc, le32 */
+	assert_int_equal(buf[36], 0x04); /* buf_alloc, le32 */
 	assert_int_equal(vsock_proto_parse_hdr(buf, 3, CID, &q), 0);
 	assert_int_equal(q.src_cid, p.src_cid);
 	assert_int_equal(q.dst_cid, p.dst_cid);
@@ -372,14 +378,14 @@ static void test_hdr_checks(void **state)
 	uint8_t buf[VSOCK_HDR_SIZE];
 
 	(void)state;
-#define BAD(field, value, avail)                                              \
-	do {                                                                  \
-		p = pkt(VIRTIO_VSOCK_OP_RW, 16, 0, 0);                        \
-		p.field = value;                                              \
-		hdr_of(&p, buf);                                              \
-		assert_int_equal(vsock_proto_parse_hdr(buf, avail, CID, &q),  \
-				 -EPROTO);                                    \
-		assert_int_equal(q.src_port, 5000); /* still usable */        \
+#define BAD(field, value, avail)                                             \
+	do {                                                                 \
+		p = pkt(VIRTIO_VSOCK_OP_RW, 16, 0, 0);                       \
+		p.field = value;                                             \
+		hdr_of(&p, buf);                                             \
+		assert_int_equal(vsock_proto_parse_hdr(buf, avail, CID, &q), \
+				 -EPROTO);                                   \
+		assert_int_equal(q.src_port, 5000); /* still usable */       \
 	} while (0)
 	BAD(src_cid, CID + 1, 16);
 	BAD(src_cid, VSOCK_HOST_CID, 16);
@@ -388,7 +394,7 @@ static void test_hdr_checks(void **state)
 	BAD(type, VIRTIO_VSOCK_TYPE_SEQPACKET, 16);
 	BAD(op, 0, 16);
 	BAD(op, 8, 16);
-	BAD(len, 17, 16);                   /* beyond the chain */
+	BAD(len, 17, 16); /* beyond the chain */
 	BAD(len, VSOCK_MAX_PKT + 1, 1 << 20);
 	BAD(op, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 16); /* control with payload */
 #undef BAD
@@ -473,28 +479,34 @@ static void test_hyperkit_header(void **state)
 
 	(void)state;
 	assert_int_equal(vsock_proto_parse_hyperkit("00000003.000005f4\n", 18,
-						    &cid, &port), 1);
+						    &cid, &port),
+			 1);
 	assert_int_equal(cid, 3);
 	assert_int_equal(port, 1524);
 	assert_int_equal(vsock_proto_parse_hyperkit("FFFFFFFE.ABCDEF01\n", 18,
-						    &cid, &port), 1);
+						    &cid, &port),
+			 1);
 	assert_int_equal(cid, 0xFFFFFFFEU);
 	assert_int_equal(port, 0xABCDEF01U);
 	/* Partial but fine so far. */
-	assert_int_equal(vsock_proto_parse_hyperkit("00000003.0", 10, &cid,
-						    &port), 0);
+	assert_int_equal(
+		vsock_proto_parse_hyperkit("00000003.0", 10, &cid, &port), 0);
 	assert_int_equal(vsock_proto_parse_hyperkit("", 0, &cid, &port), 0);
 	/* A bad byte fails at once. */
 	assert_int_equal(vsock_proto_parse_hyperkit("0000g", 5, &cid, &port),
 			 -EINVAL);
-	assert_int_equal(vsock_proto_parse_hyperkit("000000030", 9, &cid,
-						    &port), -EINVAL);
+	assert_int_equal(
+		vsock_proto_parse_hyperkit("000000030", 9, &cid, &port),
+		-EINVAL);
 	assert_int_equal(vsock_proto_parse_hyperkit("00000003.000005f4X", 18,
-						    &cid, &port), -EINVAL);
-	assert_int_equal(vsock_proto_parse_hyperkit("00000003.000005f4\nx",
-						    19, &cid, &port), -EINVAL);
+						    &cid, &port),
+			 -EINVAL);
+	assert_int_equal(vsock_proto_parse_hyperkit("00000003.000005f4\nx", 19,
+						    &cid, &port),
+			 -EINVAL);
 	assert_int_equal(vsock_proto_parse_hyperkit("CONNECT 1234\n     ", 18,
-						    &cid, &port), -EINVAL);
+						    &cid, &port),
+			 -EINVAL);
 }
 
 /* -- conf -- */
@@ -512,13 +524,16 @@ static void test_conf_hyperkit(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(conf(&c, VSOCK_HYPERKIT, "guest_cid=3,path=/tmp/vm",
-			      err), 0);
+	assert_int_equal(
+		conf(&c, VSOCK_HYPERKIT, "guest_cid=3,path=/tmp/vm", err), 0);
 	assert_int_equal(c.guest_cid, 3);
 	assert_string_equal(c.path, "/tmp/vm");
 	assert_int_equal(c.nr_forwards, 0);
-	assert_int_equal(conf(&c, VSOCK_HYPERKIT, "path=/d,guest_cid=4294967294,"
-			      "guest_forwards=2376;1525", err), 0);
+	assert_int_equal(conf(&c, VSOCK_HYPERKIT,
+			      "path=/d,guest_cid=4294967294,"
+			      "guest_forwards=2376;1525",
+			      err),
+			 0);
 	assert_int_equal(c.guest_cid, 0xFFFFFFFEU);
 	assert_int_equal(c.nr_forwards, 2);
 	assert_int_equal(c.forwards[0], 2376);
@@ -532,15 +547,20 @@ static void test_conf_firecracker(void **state)
 
 	(void)state;
 	assert_int_equal(conf(&c, VSOCK_FIRECRACKER,
-			      "guest_cid=52,uds_path=/run/v.sock", err), 0);
+			      "guest_cid=52,uds_path=/run/v.sock", err),
+			 0);
 	assert_int_equal(c.guest_cid, 52);
 	assert_string_equal(c.path, "/run/v.sock");
 	/* Not HyperKit's options. */
-	assert_int_equal(conf(&c, VSOCK_FIRECRACKER, "guest_cid=52,path=/x",
-			      err), -EINVAL);
+	assert_int_equal(
+		conf(&c, VSOCK_FIRECRACKER, "guest_cid=52,path=/x", err),
+		-EINVAL);
 	assert_non_null(strstr(err, "unknown option 'path'"));
-	assert_int_equal(conf(&c, VSOCK_FIRECRACKER, "guest_cid=52,uds_path=/x,"
-			      "guest_forwards=1", err), -EINVAL);
+	assert_int_equal(conf(&c, VSOCK_FIRECRACKER,
+			      "guest_cid=52,uds_path=/x,"
+			      "guest_forwards=1",
+			      err),
+			 -EINVAL);
 }
 
 static void test_conf_errors(void **state)
@@ -549,11 +569,11 @@ static void test_conf_errors(void **state)
 	struct vsock_conf c;
 
 	(void)state;
-#define ERR(kind, str, needle)                                               \
-	do {                                                                 \
-		assert_int_equal(conf(&c, kind, str, err), -EINVAL);         \
-		assert_non_null(strstr(err, needle));                        \
-		assert_null(strchr(err, '\n'));                              \
+#define ERR(kind, str, needle)                                       \
+	do {                                                         \
+		assert_int_equal(conf(&c, kind, str, err), -EINVAL); \
+		assert_non_null(strstr(err, needle));                \
+		assert_null(strchr(err, '\n'));                      \
 	} while (0)
 	ERR(VSOCK_HYPERKIT, NULL, "missing guest_cid");
 	ERR(VSOCK_HYPERKIT, "", "missing guest_cid");
@@ -568,14 +588,16 @@ static void test_conf_errors(void **state)
 	ERR(VSOCK_HYPERKIT, "guest_cid=,path=/x", "guest_cid");
 	ERR(VSOCK_HYPERKIT, "guest_cid=-3,path=/x", "guest_cid");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=", "empty path");
-	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,bogus=1", "unknown option 'bogus'");
+	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,bogus=1",
+	    "unknown option 'bogus'");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,ro", "'ro'");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,guest_cid=4,path=/x", "twice");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,guest_forwards=", "no port");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,guest_forwards=1;", "empty");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,guest_forwards=a", "'a'");
 	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,guest_forwards=1;;2", "''");
-	ERR(VSOCK_HYPERKIT, "guest_cid=3,path=/x,"
+	ERR(VSOCK_HYPERKIT,
+	    "guest_cid=3,path=/x,"
 	    "guest_forwards=1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17",
 	    "at most");
 	/* The longest name built on DIR must fit sun_path. */
