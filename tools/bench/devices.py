@@ -879,12 +879,13 @@ def part_net(args, facts):
                  "uses those. To be looked at in libslirp's fragmentation "
                  "or khyve's slirp glue.")
     notes.append("tearing the device down while a peer still sends to "
-                 "it through user-mode networking crashed devbench "
-                 "(SIGSEGV in `slirp_pollfds_poll()` called from "
-                 "`fd_ready()` in `src/net/slirp.c` on the device's "
-                 "thread, while `virtio_net_destroy()` waits in "
-                 "`iothread_stop()`): 2 of 10 tries today. `devbench net "
-                 "rx` now exits without the teardown.")
+                 "it through user-mode networking crashed devbench in 2 of "
+                 "6 tries at commit 9d4fd7c (SIGSEGV in "
+                 "`slirp_pollfds_poll()` called from `fd_ready()` in "
+                 "`src/net/slirp.c` on the device's thread, while "
+                 "`virtio_net_destroy()` waited in `iothread_stop()`); "
+                 "0 of 8 after merging main at 3d5c782. `devbench net rx` "
+                 "exits without the teardown all the same.")
     notes += errors_of(cfgs.values())
     A += footer("net", args, facts, notes, load0, load1, [
         f"ip netns exec NS devbench net tap={NS_TAP} {NS_GUEST_IP} "
@@ -1040,20 +1041,12 @@ def part_vsock(args, facts):
     A.append("")
     A.append("Target of issue 6: vsock ≥ 5 Gbit/s per direction.")
     notes = [
-        "host → guest **stalls** with a Linux guest's credit: once a "
-        "connection's credit reaches zero, the device's I/O thread spins "
-        "in `rx_pump()` (`src/devices/virtio_vsock.c`): "
-        "`rx_serve_conn()` finds data but no credit, the CREDIT_REQUEST "
-        "already sent, returns false, and the connection goes back on the "
-        "round-robin list, which `rx_pump()` keeps walking without "
-        "sending anything (`sent` stays 0, so the VSOCK_BATCH bound never "
-        "ends the loop); the thread never returns to its event loop, so "
-        "it never reads the guest's CREDIT_UPDATE from the transmit "
-        "queue (a full core spent, the connection dead, and a device "
-        "reset waits for the thread forever). A stalled run is reported "
-        "with what moved before it (`stalled`: nothing for 0.3 s). "
-        "With a 4 MiB guest buffer the credit rarely runs out and the "
-        "row measures the data path; it can still stall.",
+        "a run that moves nothing for 0.3 s is reported as stalled with "
+        "what it moved before (the last column). Before commit bdb2b4a "
+        "(\"fix an rx busy loop on a stalled connection\") every host → "
+        "guest run stalled here: the device's thread spun in `rx_pump()` "
+        "once a connection ran out of credit and never read the guest's "
+        "CREDIT_UPDATE.",
         "host → guest set-up rate (the host connecting to the guest) is "
         "not measured."]
     notes += errors_of(cfgs.values())
