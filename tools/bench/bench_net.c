@@ -68,6 +68,7 @@ struct netb {
 	uint32_t snd_una, snd_nxt, rcv_nxt, peer_wnd, mss;
 	uint8_t peer_wscale;
 	bool tcp_rst;
+	uint64_t tcp_acked; /* payload bytes acknowledged (snd_una wraps) */
 	/* tcprx: the guest receiving */
 	bool tcp_listen, got_syn, need_ack;
 	uint16_t guest_port;
@@ -584,8 +585,11 @@ static void tcp_input(struct netb *b, const uint8_t *f, uint32_t len)
 	}
 	if (!(flags & 0x10) || !b->syn_acked)
 		return;
-	if ((int32_t)(ack - b->snd_una) > 0 && (int32_t)(ack - b->snd_nxt) <= 0)
+	if ((int32_t)(ack - b->snd_una) > 0 &&
+	    (int32_t)(ack - b->snd_nxt) <= 0) {
+		b->tcp_acked += ack - b->snd_una;
 		b->snd_una = ack;
+	}
 	b->peer_wnd = (uint32_t)get16(t + 14) << b->peer_wscale;
 }
 
@@ -624,7 +628,8 @@ static void run_tcptx(struct netb *b, double secs)
 {
 	struct bench_clock clk;
 	unsigned int slots = b->txq - 1, i, inflight = 0;
-	uint32_t chunk, acked0;
+	uint64_t acked0;
+	uint32_t chunk;
 	double t0, last_progress;
 	uint16_t head, old;
 	uint32_t len;
@@ -651,7 +656,7 @@ static void run_tcptx(struct netb *b, double secs)
 	}
 	tcp_ctl(b, 0x10, false); /* ACK */
 	chunk = (65535 - 40) / b->mss * b->mss;
-	acked0 = b->snd_una;
+	acked0 = b->tcp_acked;
 	bench_start(&clk);
 	last_progress = clk.t0;
 	while (bench_now() - clk.t0 < secs) {
@@ -697,7 +702,7 @@ static void run_tcptx(struct netb *b, double secs)
 			wait_irq(b, 10);
 	}
 	bench_stop(&clk);
-	bench_print(&clk, b->tx_frames, (uint64_t)(b->snd_una - acked0),
+	bench_print(&clk, b->tx_frames, b->tcp_acked - acked0,
 		    ", \"datagrams\": 0, \"mss\": %u, \"chunk\": %u", b->mss,
 		    chunk);
 	tcp_ctl(b, 0x14, false); /* RST|ACK: the sink sees the end */
