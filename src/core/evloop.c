@@ -10,6 +10,8 @@
 int evloop_init(struct evloop *loop)
 {
 	loop->stop = false;
+	loop->batch = NULL;
+	loop->batch_len = 0;
 	pthread_mutex_init(&loop->lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return loop->epfd < 0 ? -errno : 0;
@@ -72,10 +74,19 @@ out:
 
 void evloop_del(struct evloop *loop, struct ev_handler *h)
 {
+	int i;
+
 	pthread_mutex_lock(&loop->lock);
 	if (h->registered && h->events)
 		epoll_ctl(loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
 	h->registered = false;
+	/*
+	 * epoll may already have handed us an event for @h in this round;
+	 * its owner may free @h as soon as we return.
+	 */
+	for (i = 0; i < loop->batch_len; i++)
+		if (loop->batch[i].data.ptr == h)
+			loop->batch[i].data.ptr = NULL;
 	pthread_mutex_unlock(&loop->lock);
 }
 
@@ -92,12 +103,25 @@ void evloop_run(struct evloop *loop)
 			warn("epoll_wait: %s", strerror(errno));
 			return;
 		}
+		pthread_mutex_lock(&loop->lock);
+		loop->batch = events;
+		loop->batch_len = n;
+		pthread_mutex_unlock(&loop->lock);
 		for (i = 0; i < n; i++) {
-			struct ev_handler *h = events[i].data.ptr;
+			struct ev_handler *h;
 
-			if (h->registered)
+			pthread_mutex_lock(&loop->lock);
+			h = events[i].data.ptr;
+			if (h && !h->registered)
+				h = NULL;
+			pthread_mutex_unlock(&loop->lock);
+			if (h)
 				h->fn(h, events[i].events);
 		}
+		pthread_mutex_lock(&loop->lock);
+		loop->batch = NULL;
+		loop->batch_len = 0;
+		pthread_mutex_unlock(&loop->lock);
 	}
 }
 

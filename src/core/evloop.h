@@ -27,10 +27,15 @@ struct ev_handler {
 	void *opaque;
 };
 
+struct epoll_event;
+
 struct evloop {
 	int epfd;
 	bool stop;
 	pthread_mutex_t lock; /* handlers are paused from vCPU threads */
+	/* The batch being dispatched: evloop_del() drops its handler from it. */
+	struct epoll_event *batch;
+	int batch_len;
 };
 
 int evloop_init(struct evloop *loop) __must_check;
@@ -40,6 +45,11 @@ int evloop_add(struct evloop *loop, struct ev_handler *h, int fd,
 	       uint32_t events, ev_fn fn, void *opaque) __must_check;
 /* Change the watched events (0 pauses the fd without removing it). Thread-safe. */
 void evloop_modify(struct evloop *loop, struct ev_handler *h, uint32_t events);
+/*
+ * Stop watching @h. Its callback is not called again, not even for an
+ * event already fetched in the current dispatch round, so a callback may
+ * delete and free other handlers.
+ */
 void evloop_del(struct evloop *loop, struct ev_handler *h);
 /* Dispatch events until evloop_stop(). */
 void evloop_run(struct evloop *loop);
