@@ -241,31 +241,36 @@ static bool wait_fd(int fd, int timeout_ms)
 	return read(fd, &count, sizeof(count)) == sizeof(count);
 }
 
+bool vdriver_take_used(struct vdriver *d, unsigned int qi, uint16_t *head,
+		       uint32_t *len)
+{
+	struct vdriver_queue *q = &d->q[qi];
+	uint16_t used = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	struct vring_used_elem *e;
+
+	if (used == q->last_used)
+		return false;
+	e = &q->used->ring[q->last_used & (q->size - 1)];
+	*head = e->id;
+	*len = e->len;
+	q->last_used++;
+	/* With event-idx: interrupt us for the next one too (used_event). */
+	q->avail->ring[q->size] = q->last_used;
+	return true;
+}
+
 int vdriver_wait_used(struct vdriver *d, unsigned int qi, uint16_t *head,
 		      uint32_t *len, int timeout_ms)
 {
-	struct vdriver_queue *q = &d->q[qi];
 	int64_t deadline = now_ms() + timeout_ms;
 
-	for (;;) {
-		uint16_t used = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-
-		if (used != q->last_used) {
-			struct vring_used_elem *e =
-				&q->used->ring[q->last_used & (q->size - 1)];
-
-			*head = e->id;
-			*len = e->len;
-			q->last_used++;
-			/* With event-idx: interrupt us for the next one too. */
-			q->avail->ring[q->size] = q->last_used;
-			return 1;
-		}
+	while (!vdriver_take_used(d, qi, head, len)) {
 		if (now_ms() >= deadline)
 			return 0;
 		/* Poll in short steps: an interrupt may be suppressed. */
 		wait_fd(d->irq_fd[qi], 10);
 	}
+	return 1;
 }
 
 bool vdriver_wait_config(struct vdriver *d, int timeout_ms)

@@ -75,6 +75,12 @@ void vdriver_publish(struct vdriver *d, unsigned int q, uint16_t head);
 /* Notify the device about queue @q. */
 void vdriver_kick(struct vdriver *d, unsigned int q);
 /*
+ * Take the next used entry of @q if there is one (true, @head and @len
+ * filled), without waiting; asks for an interrupt on the next one.
+ */
+bool vdriver_take_used(struct vdriver *d, unsigned int q, uint16_t *head,
+		       uint32_t *len);
+/*
  * Wait up to @timeout_ms for the next used entry of @q: 1 with @head and
  * @len filled, 0 on timeout.
  */

@@ -223,23 +223,6 @@ static void post_rx(struct netb *b, unsigned int slot)
 	bench_post(&b->d, RXQ, slot, 1, &v, 0, 1);
 }
 
-static bool used_one(struct vdriver *d, unsigned int qi, uint16_t *head,
-		     uint32_t *len)
-{
-	struct vdriver_queue *q = &d->q[qi];
-	uint16_t used = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-	struct vring_used_elem *e;
-
-	if (used == q->last_used)
-		return false;
-	e = &q->used->ring[q->last_used & (q->size - 1)];
-	*head = (uint16_t)e->id;
-	*len = e->len;
-	q->last_used++;
-	q->avail->ring[q->size] = q->last_used; /* used_event */
-	return true;
-}
-
 /* Take every used receive buffer, give it back; true if there were any. */
 static bool rx_reap(struct netb *b)
 {
@@ -247,7 +230,7 @@ static bool rx_reap(struct netb *b)
 	uint32_t len;
 	bool any = false;
 
-	while (used_one(&b->d, RXQ, &head, &len)) {
+	while (vdriver_take_used(&b->d, RXQ, &head, &len)) {
 		uint8_t *p =
 			vdriver_ptr(&b->d, b->rx_gpa + (uint64_t)head * RX_BUF);
 
@@ -384,7 +367,7 @@ static void run_tx(struct netb *b, double secs)
 		bool any = false;
 
 		old = b->d.q[TXQ].avail_idx;
-		while (used_one(&b->d, TXQ, &head, &len)) {
+		while (vdriver_take_used(&b->d, TXQ, &head, &len)) {
 			if (head >= slots)
 				continue; /* the control slot */
 			b->tx_frames++;
@@ -664,7 +647,7 @@ static void run_tcptx(struct netb *b, double secs)
 		uint32_t prev_una = b->snd_una;
 
 		old = b->d.q[TXQ].avail_idx;
-		while (used_one(&b->d, TXQ, &head, &len)) {
+		while (vdriver_take_used(&b->d, TXQ, &head, &len)) {
 			if (head < slots && busy[head]) {
 				busy[head] = false;
 				inflight--;
@@ -750,7 +733,7 @@ static void run_tcprx(struct netb *b, double secs)
 	while (bench_now() - clk.t0 < secs) {
 		bool any = rx_reap(b);
 
-		while (used_one(&b->d, TXQ, &head, &len))
+		while (vdriver_take_used(&b->d, TXQ, &head, &len))
 			if (head < slots)
 				busy[head] = false;
 		if (b->tcp_rst)

@@ -89,29 +89,12 @@ static void post_rx(struct vsb *b, unsigned int slot)
 	bench_post(&b->d, VIRTIO_VSOCK_RX, slot, 1, &v, 0, 1);
 }
 
-static bool used_one(struct vdriver *d, unsigned int qi, uint16_t *head,
-		     uint32_t *len)
-{
-	struct vdriver_queue *q = &d->q[qi];
-	uint16_t used = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-	struct vring_used_elem *e;
-
-	if (used == q->last_used)
-		return false;
-	e = &q->used->ring[q->last_used & (q->size - 1)];
-	*head = (uint16_t)e->id;
-	*len = e->len;
-	q->last_used++;
-	q->avail->ring[q->size] = q->last_used;
-	return true;
-}
-
 static void reap_tx(struct vsb *b)
 {
 	uint16_t head;
 	uint32_t len;
 
-	while (used_one(&b->d, VIRTIO_VSOCK_TX, &head, &len)) {
+	while (vdriver_take_used(&b->d, VIRTIO_VSOCK_TX, &head, &len)) {
 		if (head >= b->txq)
 			bench_fail("vsock: bad used transmit entry %u", head);
 		b->tx_bytes += b->slot_len[head];
@@ -268,7 +251,7 @@ static bool reap_rx(struct vsb *b)
 	uint32_t len;
 	bool any = false;
 
-	while (used_one(&b->d, VIRTIO_VSOCK_RX, &head, &len)) {
+	while (vdriver_take_used(&b->d, VIRTIO_VSOCK_RX, &head, &len)) {
 		if (head >= b->rxq || len > HDR + PKT)
 			bench_fail("vsock: bad used receive entry %u", head);
 		rx_pkt(b, slot_ptr(b, b->rx_gpa, head), len);
