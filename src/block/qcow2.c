@@ -10,9 +10,9 @@
  *
  * The header is never rewritten as a whole: only the feature bit fields
  * and the refcount table pointer are updated in place, so header
- * extensions we do not know survive untouched. Requests run synchronously
- * on b->fd (done() is called before submit returns); a backing file is
- * read through its own format (raw, or qcow2 recursively, read-only).
+ * extensions we do not know survive untouched. Requests are dispatched
+ * in qcow2_aio.c; a backing file is read synchronously through its own
+ * format (raw, or qcow2 recursively, read-only).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -484,6 +484,9 @@ static void qcow2_free_state(struct qcow2 *q)
 	free(q->tbuf);
 	free(q->zbuf);
 	free(q->siov);
+	free(q->ext);
+	if (q->own_fd)
+		close(q->fd);
 	free(q);
 }
 
@@ -602,6 +605,36 @@ static int open_rw(struct qcow2 *q, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * With nocache b->fd has O_DIRECT, which metadata I/O (8-byte L1 entries,
+ * header fields, unaligned compressed clusters) cannot use: q->fd is then
+ * a second open of the same file without it, for the synchronous paths.
+ * The kernel keeps the page cache coherent with direct I/O of the same
+ * file, and fdatasync() on either descriptor syncs the file.
+ */
+static int open_metadata_fd(struct qcow2 *q, char *err, size_t errlen)
+{
+	int fl = fcntl(q->b->fd, F_GETFL);
+	char path[64];
+
+	q->fd = q->b->fd;
+	if (fl < 0)
+		return fail(err, errlen, -errno, "%s", strerror(errno));
+	if (!(fl & O_DIRECT))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", q->b->fd);
+	q->fd = open(path, (fl & (O_ACCMODE | O_SYNC | O_DSYNC)) | O_CLOEXEC);
+	if (q->fd < 0) {
+		q->fd = q->b->fd;
+		return fail(err, errlen, -errno,
+			    "cannot open it a second time without O_DIRECT "
+			    "for its metadata: %s",
+			    strerror(errno));
+	}
+	q->own_fd = true;
+	return 0;
+}
+
 static int open_chain(struct blk *b, char *err, size_t errlen,
 		      const struct chain *up)
 {
@@ -613,7 +646,7 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	uint8_t *h = NULL;
 	size_t hlen;
 	struct stat st;
-	int r, fl;
+	int r;
 
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -626,10 +659,9 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 		r = fail(err, errlen, -errno, "%s", strerror(errno));
 		goto err_free;
 	}
-	/* Metadata I/O is not sector aligned: no O_DIRECT here. */
-	fl = fcntl(b->fd, F_GETFL);
-	if (fl >= 0 && (fl & O_DIRECT))
-		(void)fcntl(b->fd, F_SETFL, fl & ~O_DIRECT);
+	r = open_metadata_fd(q, err, errlen);
+	if (r < 0)
+		goto err_free;
 	q->file_size = (uint64_t)st.st_size;
 	q->host_end = q->file_size;
 
@@ -648,6 +680,17 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	r = parse_header(q, h, hlen, &crypt, err, errlen);
 	if (r < 0)
 		goto err_free;
+	/* blk_open() set the sector size: 512, sectorsize= or O_DIRECT's. */
+	if (!b->logical_block)
+		b->logical_block = 512;
+	if (q->own_fd && q->cluster_size < b->logical_block) {
+		r = fail(err, errlen, -EINVAL,
+			 "nocache (O_DIRECT) needs clusters of at least %u "
+			 "bytes here; the image has %llu-byte clusters",
+			 b->logical_block,
+			 (unsigned long long)q->cluster_size);
+		goto err_free;
+	}
 	if (hlen > q->cluster_size)
 		hlen = q->cluster_size;
 	boff = qcow2_be64(h + 8);
@@ -735,9 +778,10 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 	free(h);
 	b->format_priv = q;
 	b->size = q->size;
-	b->logical_block = 512;
 	b->physical_block =
 		q->cluster_size < 4096 ? (uint32_t)q->cluster_size : 4096;
+	if (b->physical_block < b->logical_block)
+		b->physical_block = b->logical_block;
 	b->read_only = q->ro;
 	b->can_discard = !q->ro && q->punch;
 	return 0;
@@ -758,59 +802,6 @@ static int qcow2_open(struct blk *b, char *err, size_t errlen)
 		me.ino = st.st_ino;
 	}
 	return open_chain(b, err, errlen, &me);
-}
-
-static uint64_t iov_total(const struct blk_req *req)
-{
-	uint64_t n = 0;
-
-	for (unsigned int i = 0; i < req->iovcnt; i++)
-		n += req->iov[i].iov_len;
-	return n;
-}
-
-static int qcow2_submit(struct blk *b, struct blk_req *req)
-{
-	struct qcow2 *q = b->format_priv;
-	int r;
-
-	if (req->op != BLK_OP_FLUSH &&
-	    (req->offset > q->size || req->len > q->size - req->offset)) {
-		r = -EINVAL;
-	} else if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
-		   iov_total(req) != req->len) {
-		r = -EINVAL;
-	} else if (q->ro && req->op != BLK_OP_READ && req->op != BLK_OP_FLUSH) {
-		r = -EROFS;
-	} else {
-		switch (req->op) {
-		case BLK_OP_READ:
-			r = qcow2_read(q, req->offset, req->iov, req->iovcnt,
-				       req->len);
-			break;
-		case BLK_OP_WRITE:
-			r = qcow2_write(q, req->offset, req->iov, req->iovcnt,
-					req->len);
-			break;
-		case BLK_OP_FLUSH:
-			r = qcow2_commit(q, true);
-			break;
-		case BLK_OP_DISCARD:
-			r = qcow2_discard(q, req->offset, req->len);
-			break;
-		case BLK_OP_WRITE_ZEROES:
-			r = qcow2_write_zeroes(q, req->offset, req->len);
-			break;
-		default:
-			r = -EINVAL;
-			break;
-		}
-	}
-	/* Write back before the list of deferred frees grows large. */
-	if (r == 0 && q->nfrees > 4096)
-		r = qcow2_commit(q, false);
-	req->done(req, r);
-	return 0;
 }
 
 static int qcow2_close(struct blk *b)

@@ -91,6 +91,18 @@ struct qcow2_free {
 	uint64_t len;
 };
 
+/*
+ * A run of disk bytes that map the same way: one type, and for NORMAL
+ * clusters contiguous in the file with the same COPIED bit.
+ */
+struct qcow2_extent {
+	uint64_t pos; /* disk offset of the first byte */
+	uint64_t len;
+	enum qcow2_type type;
+	uint64_t host; /* NORMAL: file offset of the first byte */
+	uint64_t entry; /* the L2 entry of its first cluster */
+};
+
 /* A snapshot's L1 table (what its refcounts count). */
 struct qcow2_snap {
 	uint64_t l1_offset;
@@ -106,7 +118,14 @@ struct qcow2_backing {
 
 struct qcow2 {
 	struct blk *b;
+	/*
+	 * Metadata and the synchronous paths use fd: b->fd itself, or with
+	 * nocache a second open of the file without O_DIRECT (metadata I/O
+	 * is not sector aligned), owned then (own_fd). The data fast path
+	 * (qcow2_aio.c) goes through b->engine on b->fd.
+	 */
 	int fd;
+	bool own_fd;
 	bool ro;
 	uint32_t version;
 	uint32_t cluster_bits;
@@ -161,6 +180,8 @@ struct qcow2 {
 	void *zstd; /* ZSTD_DCtx */
 	struct iovec *siov;
 	unsigned int siov_cap;
+	struct qcow2_extent *ext; /* qcow2_aio.c: a request's extents */
+	size_t ext_cap;
 };
 
 /* Big-endian accessors. */
@@ -261,6 +282,26 @@ int qcow2_sync(struct qcow2 *q) __must_check;
 int qcow2_pwrite(struct qcow2 *q, const void *buf, size_t len,
 		 uint64_t off) __must_check;
 int qcow2_pread(int fd, void *buf, size_t len, uint64_t off) __must_check;
+
+/*
+ * The extent at disk offset @pos, at most @max bytes, within one L2
+ * table's span; its entries checked (qcow2_io.c).
+ */
+int qcow2_extent_at(struct qcow2 *q, uint64_t pos, uint64_t max,
+		    struct qcow2_extent *x) __must_check;
+/* Whether a write can go to @x's clusters in place: ours alone, no metadata to change. */
+static inline bool qcow2_extent_writable(const struct qcow2_extent *x)
+{
+	return x->type == QCOW2_NORMAL && (x->entry & QCOW2_COPIED);
+}
+/* Whether the caches, L1 and deferred frees hold nothing unwritten. */
+bool qcow2_metadata_clean(const struct qcow2 *q);
+
+/*
+ * A request checked by blk_submit(): the fast path through b->engine or
+ * the synchronous metadata path (qcow2_aio.c).
+ */
+int qcow2_submit(struct blk *b, struct blk_req *req) __must_check;
 
 /* Data paths (qcow2_io.c): synchronous, on a request's iovecs. */
 int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,

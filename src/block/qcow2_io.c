@@ -330,56 +330,72 @@ static int read_old(struct qcow2 *q, uint64_t pos, uint64_t e, uint8_t *buf,
 	}
 }
 
+int qcow2_extent_at(struct qcow2 *q, uint64_t pos, uint64_t max,
+		    struct qcow2_extent *x)
+{
+	uint64_t cs = q->cluster_size, in = pos & (cs - 1);
+	uint64_t vc = pos >> q->cluster_bits, first = vc, e2, h2;
+	uint64_t l2mask = (cs << q->l2_bits) - 1;
+	uint64_t n = cs - in < max ? cs - in : max;
+	int r = qcow2_l2_lookup(q, vc, &x->entry);
+
+	if (r < 0)
+		return r;
+	x->pos = pos;
+	x->type = qcow2_l2_type(q, x->entry, &x->host);
+	/* Extend over clusters that map the same way, contiguously. */
+	while (n < max && x->type != QCOW2_COMPRESSED_CL &&
+	       ((pos + n) & l2mask)) {
+		r = qcow2_l2_lookup(q, vc + 1, &e2);
+		if (r < 0)
+			return r;
+		if (qcow2_l2_type(q, e2, &h2) != x->type ||
+		    (x->type == QCOW2_NORMAL &&
+		     (h2 != x->host + (vc + 1 - first) * cs ||
+		      (e2 ^ x->entry) & QCOW2_COPIED)))
+			break;
+		vc++;
+		n += max - n < cs ? max - n : cs;
+	}
+	if (x->type == QCOW2_NORMAL)
+		x->host += in;
+	x->len = n;
+	return 0;
+}
+
 int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 	       unsigned int iovcnt, uint64_t len)
 {
-	uint64_t cs = q->cluster_size, pos = off, end = off + len;
+	uint64_t end = off + len;
+	struct qcow2_extent x = { .pos = off, .len = 0 };
 	int r = siov_reserve(q, iovcnt + 2);
 
-	while (r == 0 && pos < end) {
-		uint64_t vc = pos >> q->cluster_bits, in = pos & (cs - 1);
-		uint64_t n = cs - in < end - pos ? cs - in : end - pos;
-		uint64_t e, host, e2, h2;
-		enum qcow2_type type;
+	while (r == 0 && x.pos + x.len < end) {
+		uint64_t pos = x.pos + x.len, in;
 		unsigned int sn;
 
-		r = qcow2_l2_lookup(q, vc, &e);
+		r = qcow2_extent_at(q, pos, end - pos, &x);
 		if (r < 0)
 			break;
-		type = qcow2_l2_type(q, e, &host);
-		/* Extend over clusters that map the same way, contiguously. */
-		while (pos + n < end && type != QCOW2_COMPRESSED_CL &&
-		       ((pos + n) & ((cs << q->l2_bits) - 1))) {
-			r = qcow2_l2_lookup(q, vc + 1, &e2);
-			if (r < 0)
-				return r;
-			if (qcow2_l2_type(q, e2, &h2) != type ||
-			    (type == QCOW2_NORMAL &&
-			     h2 != host + (vc + 1 - (pos >> q->cluster_bits)) *
-						     cs))
-				break;
-			vc++;
-			n += end - (pos + n) < cs ? end - (pos + n) : cs;
-		}
-		switch (type) {
+		switch (x.type) {
 		case QCOW2_UNALLOCATED:
-			r = backing_read(q, pos, iov, iovcnt, pos - off, n);
+			r = backing_read(q, pos, iov, iovcnt, pos - off, x.len);
 			break;
 		case QCOW2_NORMAL:
-			sn = iov_slice(iov, iovcnt, pos - off, n, q->siov);
-			r = full_preadv(q->fd, q->siov, sn, host + in);
+			sn = iov_slice(iov, iovcnt, pos - off, x.len, q->siov);
+			r = full_preadv(q->fd, q->siov, sn, x.host);
 			break;
 		case QCOW2_COMPRESSED_CL:
-			r = decompress(q, e);
+			in = pos & (q->cluster_size - 1);
+			r = decompress(q, x.entry);
 			if (r == 0)
 				iov_copy(iov, iovcnt, pos - off, q->cbuf + in,
-					 n, true);
+					 x.len, true);
 			break;
 		default:
-			iov_zero(iov, iovcnt, pos - off, n);
+			iov_zero(iov, iovcnt, pos - off, x.len);
 			break;
 		}
-		pos += n;
 	}
 	return r;
 }

@@ -260,6 +260,13 @@ static bool cache_dirty(const struct qcow2_cache *c)
 	return false;
 }
 
+bool qcow2_metadata_clean(const struct qcow2 *q)
+{
+	return !cache_dirty(&q->l2c) && !cache_dirty(&q->rbc) &&
+	       q->l1_dirty_hi <= q->l1_dirty_lo &&
+	       q->rt_dirty_hi <= q->rt_dirty_lo && !q->nfrees;
+}
+
 /* ---- refcounts ---- */
 
 /* Write the dirty refcount blocks, then (after a sync) the table entries. */

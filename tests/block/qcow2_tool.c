@@ -50,7 +50,7 @@ static int run(enum blk_op op, uint64_t off, void *buf, uint64_t len)
 		.done = req_done,
 		.opaque = &result,
 	};
-	int r = blk_format_qcow2.submit(&disk, &req);
+	int r = blk_submit(&disk, &req);
 
 	if (r < 0)
 		return r;
@@ -354,6 +354,8 @@ int main(int argc, char **argv)
 	disk.opts.path = argv[1];
 	disk.opts.read_only = ro;
 	disk.opts.discard = true;
+	disk.engine = &blk_engine_sync;
+	disk.format = &blk_format_qcow2;
 	disk.fd = open(argv[1], (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (disk.fd < 0) {
 		fprintf(stderr, "qcow2_tool: %s: %s\n", argv[1],

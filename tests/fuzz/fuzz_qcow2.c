@@ -48,6 +48,8 @@ static void session(int fd, bool ro, const uint8_t *data, size_t size)
 	b.fd = fd;
 	b.opts.read_only = ro;
 	b.opts.discard = true;
+	/* The format's data path goes through the disk's engine. */
+	b.engine = &blk_engine_sync;
 	if (blk_format_qcow2.open(&b, err, sizeof(err)) < 0)
 		return;
 	for (size_t i = 0; i < 4; i++) {

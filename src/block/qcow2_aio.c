@@ -1,0 +1,285 @@
+/*
+ * qcow2 request dispatch: the data fast path through the disk's I/O
+ * engine, and the synchronous metadata path.
+ *
+ * Fast path: a read, or a write whose clusters are all ours alone
+ * (NORMAL and COPIED: no metadata changes), is mapped through the cached
+ * L1/L2 tables onto runs of file offsets, and each run becomes one engine
+ * request on b->fd (io_uring or system calls, O_DIRECT with nocache).
+ * The parent request completes when its last run does. Parts of a read
+ * that have no data cluster (zeroes, the backing file, compressed
+ * clusters) are filled synchronously on the way.
+ *
+ * Metadata path: anything that changes the mapping or the refcounts
+ * (allocating or copy-on-write writes, write-zeroes, discard, a flush
+ * with metadata to write back) first drains the engine, then runs the
+ * synchronous code of qcow2_io.c / qcow2_refcount.c on q->fd. Draining
+ * keeps one rule simple: no fast-path I/O is ever in flight while a
+ * mapping changes, so none can land in a cluster that is being freed or
+ * handed to another part of the disk, and a copy-on-write reads what
+ * every completed write left.
+ *
+ * The crash-safety order is kept: a fast-path write goes only to
+ * clusters whose L2 entries already point at them, and qcow2_commit()
+ * syncs the file (data) before it writes any L2 table.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/qcow2.h"
+
+/* One parent request spread over engine requests (children). */
+struct qcow2_aio {
+	struct qcow2 *q;
+	struct blk_req *parent;
+	unsigned int pending; /* children not done, +1 while submitting */
+	int result;
+	struct blk_req child[]; /* then the children's iovecs */
+};
+
+static int ext_reserve(struct qcow2 *q, size_t n)
+{
+	struct qcow2_extent *v;
+
+	if (n <= q->ext_cap)
+		return 0;
+	n = n < 16 ? 16 : n * 2;
+	v = realloc(q->ext, n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	q->ext = v;
+	q->ext_cap = n;
+	return 0;
+}
+
+/* @out = the bytes [off, off+len) of @iov; the number of entries. */
+static unsigned int iov_part(const struct iovec *iov, unsigned int cnt,
+			     uint64_t off, uint64_t len, struct iovec *out)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < cnt && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		out[n].iov_base = (uint8_t *)iov[i].iov_base + off;
+		out[n].iov_len = iov[i].iov_len - off;
+		if (out[n].iov_len > len)
+			out[n].iov_len = len;
+		len -= out[n].iov_len;
+		off = 0;
+		n++;
+	}
+	return n;
+}
+
+static void aio_put(struct qcow2_aio *a)
+{
+	struct blk_req *parent = a->parent;
+	int result = a->result;
+
+	if (--a->pending)
+		return;
+	free(a);
+	parent->done(parent, result);
+}
+
+static void child_done(struct blk_req *c, int result)
+{
+	struct qcow2_aio *a = c->opaque;
+	struct qcow2 *q = a->q;
+
+	if (result && !a->result)
+		a->result = result;
+	if (!result && c->op == BLK_OP_WRITE) {
+		q->data_dirty = true;
+		if (c->offset + c->len > q->file_size)
+			q->file_size = c->offset + c->len;
+		if (q->file_size > q->host_end)
+			q->host_end = q->file_size;
+	}
+	aio_put(a);
+}
+
+/*
+ * Start one engine request per NORMAL extent of q->ext[0..n) (nnormal of
+ * them), on the parent's iovecs: 1 (the parent's done() runs when they
+ * are), or -ENOMEM.
+ */
+static int submit_children(struct blk *b, struct qcow2 *q,
+			   struct blk_req *req, size_t n, size_t nnormal)
+{
+	struct qcow2_aio *a;
+	struct iovec *iov;
+
+	a = malloc(sizeof(*a) + nnormal * sizeof(a->child[0]) +
+		   (req->iovcnt + nnormal) * sizeof(*iov));
+	if (!a)
+		return -ENOMEM;
+	a->q = q;
+	a->parent = req;
+	a->pending = 1;
+	a->result = 0;
+	iov = (struct iovec *)&a->child[nnormal];
+	for (size_t i = 0, k = 0; i < n; i++) {
+		const struct qcow2_extent *x = &q->ext[i];
+		struct blk_req *c = &a->child[k++];
+
+		if (x->type != QCOW2_NORMAL) {
+			k--;
+			continue;
+		}
+		*c = (struct blk_req){
+			.op = req->op,
+			.offset = x->host,
+			.len = x->len,
+			.iov = iov,
+			.iovcnt = iov_part(req->iov, req->iovcnt,
+					   x->pos - req->offset, x->len, iov),
+			.done = child_done,
+			.opaque = a,
+		};
+		iov += c->iovcnt;
+		a->pending++;
+		if (b->engine->submit(b, c) < 0)
+			child_done(c, -EIO);
+	}
+	aio_put(a);
+	return 1;
+}
+
+/* The extents of [req->offset, +len) into q->ext; their count. */
+static int map_request(struct qcow2 *q, const struct blk_req *req, size_t *n,
+		       size_t *nnormal, bool *writable)
+{
+	uint64_t pos = req->offset, end = req->offset + req->len;
+	int r;
+
+	*n = *nnormal = 0;
+	*writable = true;
+	while (pos < end) {
+		struct qcow2_extent *x;
+
+		r = ext_reserve(q, *n + 1);
+		if (r < 0)
+			return r;
+		x = &q->ext[*n];
+		r = qcow2_extent_at(q, pos, end - pos, x);
+		if (r < 0)
+			return r;
+		if (x->type == QCOW2_NORMAL)
+			(*nnormal)++;
+		if (!qcow2_extent_writable(x))
+			*writable = false;
+		pos += x->len;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* 1: the engine has the request; else its result, 0 or -errno. */
+static int read_fast(struct blk *b, struct qcow2 *q, struct blk_req *req)
+{
+	size_t n, nnormal;
+	bool writable;
+	struct iovec *part;
+	int r = map_request(q, req, &n, &nnormal, &writable);
+
+	if (r < 0)
+		return r;
+	if (!nnormal)
+		return qcow2_read(q, req->offset, req->iov, req->iovcnt,
+				  req->len);
+	/* Zeroes, backing file and compressed parts: now, synchronously. */
+	part = NULL;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct qcow2_extent *x = &q->ext[i];
+		unsigned int pn;
+
+		if (x->type == QCOW2_NORMAL)
+			continue;
+		if (!part) {
+			part = malloc(req->iovcnt * sizeof(*part));
+			if (!part)
+				return -ENOMEM;
+		}
+		pn = iov_part(req->iov, req->iovcnt, x->pos - req->offset,
+			      x->len, part);
+		r = qcow2_read(q, x->pos, part, pn, x->len);
+	}
+	free(part);
+	if (r < 0)
+		return r;
+	/* Reading changed no mapping: the extents still hold. */
+	return submit_children(b, q, req, n, nnormal);
+}
+
+/* A request the metadata path handles; done() runs before we return. */
+static int metadata_path(struct blk *b, struct qcow2 *q, struct blk_req *req)
+{
+	int r;
+
+	b->engine->drain(b);
+	switch (req->op) {
+	case BLK_OP_WRITE:
+		r = qcow2_write(q, req->offset, req->iov, req->iovcnt,
+				req->len);
+		break;
+	case BLK_OP_FLUSH:
+		return qcow2_commit(q, true);
+	case BLK_OP_DISCARD:
+		r = qcow2_discard(q, req->offset, req->len);
+		break;
+	case BLK_OP_WRITE_ZEROES:
+		r = qcow2_write_zeroes(q, req->offset, req->len);
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* sync (O_DSYNC): a completed write is stable, its metadata too. */
+	if (r == 0 && b->opts.sync)
+		return qcow2_commit(q, true);
+	/* Write back before the list of deferred frees grows large. */
+	if (r == 0 && q->nfrees > 4096)
+		r = qcow2_commit(q, false);
+	return r;
+}
+
+int qcow2_submit(struct blk *b, struct blk_req *req)
+{
+	struct qcow2 *q = b->format_priv;
+	size_t n, nnormal;
+	bool writable;
+	int r;
+
+	/* blk_submit() checked the range, the iovecs and read-only. */
+	switch (req->op) {
+	case BLK_OP_READ:
+		r = read_fast(b, q, req);
+		break;
+	case BLK_OP_WRITE:
+		r = map_request(q, req, &n, &nnormal, &writable);
+		if (r == 0 && writable)
+			r = submit_children(b, q, req, n, nnormal);
+		else if (r == 0)
+			r = metadata_path(b, q, req);
+		break;
+	case BLK_OP_FLUSH:
+		/* Only data to make stable: the engine does it, in order. */
+		if (qcow2_metadata_clean(q))
+			return b->engine->submit(b, req);
+		r = metadata_path(b, q, req);
+		break;
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		r = metadata_path(b, q, req);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r != 1)
+		req->done(req, r);
+	return 0;
+}
