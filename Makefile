@@ -44,6 +44,8 @@ check: deps-test $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja guestkit
 	meson test -C $(BUILD) --print-errorlogs --suite unit
 	ninja -C $(ASAN_BUILD)
 	meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit
+	# The image formats' interoperability storms, under the sanitizers too.
+	KHYVE_BUILD=$(abspath $(ASAN_BUILD)) $(PYTHON) -m pytest -q tests/block
 	KHYVE=$(abspath $(KHYVE)) KHYVE_GUESTS=$(abspath $(GUESTS)) \
 		KHYVE_GUESTKIT=$(abspath $(GUESTKIT)) \
 		$(PYTHON) -m pytest -q tests

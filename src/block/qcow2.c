@@ -605,10 +605,18 @@ static int open_rw(struct qcow2 *q, char *err, size_t errlen)
 	return 0;
 }
 
+/* A cluster-sized buffer that direct I/O takes, or NULL. */
+static uint8_t *aligned_cluster(const struct qcow2 *q)
+{
+	void *p;
+
+	return posix_memalign(&p, 4096, q->cluster_size) ? NULL : p;
+}
+
 /*
  * With nocache b->fd has O_DIRECT, which metadata I/O (8-byte L1 entries,
  * header fields, unaligned compressed clusters) cannot use: q->fd is then
- * a second open of the same file without it, for the synchronous paths.
+ * a second open of the same file without it.
  * The kernel keeps the page cache coherent with direct I/O of the same
  * file, and fdatasync() on either descriptor syncs the file.
  */
@@ -617,7 +625,7 @@ static int open_metadata_fd(struct qcow2 *q, char *err, size_t errlen)
 	int fl = fcntl(q->b->fd, F_GETFL);
 	char path[64];
 
-	q->fd = q->b->fd;
+	q->data_fd = q->fd = q->b->fd;
 	if (fl < 0)
 		return fail(err, errlen, -errno, "%s", strerror(errno));
 	if (!(fl & O_DIRECT))
@@ -744,9 +752,11 @@ static int open_chain(struct blk *b, char *err, size_t errlen,
 			false);
 	q->cbuf = malloc(q->cluster_size);
 	q->cbuf2 = malloc(2 * q->cluster_size);
-	q->hbuf = malloc(q->cluster_size);
-	q->tbuf = malloc(q->cluster_size);
-	q->zbuf = calloc(1, q->cluster_size);
+	q->hbuf = aligned_cluster(q);
+	q->tbuf = aligned_cluster(q);
+	q->zbuf = aligned_cluster(q);
+	if (q->zbuf)
+		memset(q->zbuf, 0, q->cluster_size);
 	q->zstd = ZSTD_createDCtx();
 	if (r < 0 || !q->cbuf || !q->cbuf2 || !q->hbuf || !q->tbuf ||
 	    !q->zbuf || !q->zstd) {
@@ -804,6 +814,17 @@ static int qcow2_open(struct blk *b, char *err, size_t errlen)
 	return open_chain(b, err, errlen, &me);
 }
 
+/* Give back the space qcow2_grow_file() took ahead and nothing used. */
+static void shrink_grown_file(struct qcow2 *q)
+{
+	uint64_t end = q->host_end > q->file_size ? q->host_end : q->file_size;
+
+	if (q->grown_to > end && ftruncate(q->fd, (off_t)end) < 0)
+		warn("qcow2 %s: could not shrink the file back to %llu bytes: "
+		     "%s",
+		     path_of(q), (unsigned long long)end, strerror(errno));
+}
+
 static int qcow2_close(struct blk *b)
 {
 	struct qcow2 *q = b->format_priv;
@@ -817,6 +838,8 @@ static int qcow2_close(struct blk *b)
 		/* Both passes: the second writes what the first freed. */
 		if (r == 0)
 			r = qcow2_commit(q, true);
+		if (r == 0)
+			shrink_grown_file(q);
 		if (r == 0 && q->dirty_on_disk) {
 			q->incompat &= ~QCOW2_INCOMPAT_DIRTY;
 			qcow2_put_be64(v, q->incompat);

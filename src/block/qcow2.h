@@ -103,6 +103,22 @@ struct qcow2_extent {
 	uint64_t entry; /* the L2 entry of its first cluster */
 };
 
+/*
+ * An allocating write in flight (qcow2_aio.c): new clusters for disk
+ * clusters [vc, vc + count), the request's data written at file offset
+ * start with head before it and tail after it (copy-on-write fill); the
+ * L2 entries change when the write has completed.
+ */
+struct qcow2_alloc_write {
+	uint64_t vc, count;
+	uint64_t host; /* file offset of the new clusters */
+	uint64_t start;
+	const uint8_t *head, *tail; /* NULL when empty */
+	uint64_t head_len, tail_len;
+	uint8_t *pad; /* owned: holds head and tail when they are not zeroes */
+	struct qcow2_alloc_write *next; /* q->allocs */
+};
+
 /* A snapshot's L1 table (what its refcounts count). */
 struct qcow2_snap {
 	uint64_t l1_offset;
@@ -119,11 +135,13 @@ struct qcow2_backing {
 struct qcow2 {
 	struct blk *b;
 	/*
-	 * Metadata and the synchronous paths use fd: b->fd itself, or with
-	 * nocache a second open of the file without O_DIRECT (metadata I/O
-	 * is not sector aligned), owned then (own_fd). The data fast path
-	 * (qcow2_aio.c) goes through b->engine on b->fd.
+	 * Data clusters are read and written on data_fd (b->fd: O_DIRECT
+	 * with nocache), by the engine (qcow2_aio.c) or synchronously.
+	 * Metadata and compressed clusters, which are not sector aligned,
+	 * use fd: b->fd too, or with O_DIRECT a second open of the file
+	 * without it (own_fd).
 	 */
+	int data_fd;
 	int fd;
 	bool own_fd;
 	bool ro;
@@ -133,6 +151,7 @@ struct qcow2 {
 	uint32_t l2_bits; /* entries per L2 table = 1 << l2_bits */
 	uint64_t size;
 	uint64_t file_size; /* grows as we write past the end */
+	uint64_t grown_to; /* the file's real size after qcow2_grow_file(), or 0 */
 	uint64_t host_end; /* past the file and every allocated cluster */
 
 	uint64_t incompat, compat, autoclear;
@@ -174,6 +193,7 @@ struct qcow2 {
 	struct qcow2_backing backing;
 	uint8_t *cbuf; /* one cluster: decompressed data */
 	uint64_t cbuf_entry; /* the compressed L2 entry cbuf holds, or 0 */
+	/* Aligned for O_DIRECT: */
 	uint8_t *hbuf, *tbuf; /* head and tail of a copy-on-write */
 	uint8_t *zbuf; /* one cluster of zeroes */
 	uint8_t *cbuf2; /* compressed input (two clusters) */
@@ -182,6 +202,9 @@ struct qcow2 {
 	unsigned int siov_cap;
 	struct qcow2_extent *ext; /* qcow2_aio.c: a request's extents */
 	size_t ext_cap;
+	struct qcow2_alloc_write *allocs; /* in flight */
+	/* Writes waiting for an allocation in flight (via blk_req.priv[0]). */
+	struct blk_req *wait_head, *wait_tail;
 };
 
 /* Big-endian accessors. */
@@ -308,6 +331,30 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 	       unsigned int iovcnt, uint64_t len) __must_check;
 int qcow2_write(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 		unsigned int iovcnt, uint64_t len) __must_check;
+/*
+ * New clusters end at file offset @end: grow the file ahead of them, in
+ * large steps, so that writing them is not appending to the file (on
+ * ext4 an appending direct write holds the inode lock exclusively and
+ * completes synchronously). The space past q->file_size reads zeroes;
+ * qcow2_close() gives back what was not used. Failing is harmless.
+ */
+void qcow2_grow_file(struct qcow2 *q, uint64_t end);
+/*
+ * Start the allocating write of disk bytes [pos, pos+len) when it can
+ * run asynchronously: inside one L2 table, every cluster needing new
+ * space, one contiguous run of free clusters. Allocates the clusters and
+ * fills @w; 1 when ready, 0 when the write must go through qcow2_write(),
+ * or -errno.
+ */
+int qcow2_alloc_write_start(struct qcow2 *q, uint64_t pos, uint64_t len,
+			    struct qcow2_alloc_write *w) __must_check;
+/*
+ * The write of @w finished with @result: point the L2 entries at the new
+ * clusters (or on failure give them back). Returns @result, or -errno
+ * when the tables cannot be updated.
+ */
+int qcow2_alloc_write_end(struct qcow2 *q, struct qcow2_alloc_write *w,
+			  int result) __must_check;
 int qcow2_write_zeroes(struct qcow2 *q, uint64_t off,
 		       uint64_t len) __must_check;
 int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len) __must_check;

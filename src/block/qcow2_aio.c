@@ -10,14 +10,17 @@
  * that have no data cluster (zeroes, the backing file, compressed
  * clusters) are filled synchronously on the way.
  *
- * Metadata path: anything that changes the mapping or the refcounts
- * (allocating or copy-on-write writes, write-zeroes, discard, a flush
- * with metadata to write back) first drains the engine, then runs the
- * synchronous code of qcow2_io.c / qcow2_refcount.c on q->fd. Draining
- * keeps one rule simple: no fast-path I/O is ever in flight while a
- * mapping changes, so none can land in a cluster that is being freed or
- * handed to another part of the disk, and a copy-on-write reads what
- * every completed write left.
+ * Metadata path: writes that allocate or copy on write, write-zeroes,
+ * discard, and a flush with metadata to write back run synchronously
+ * (qcow2_io.c, qcow2_refcount.c) while fast-path requests may still be
+ * in flight. That is safe because fast-path I/O only ever touches
+ * clusters mapped NORMAL (writes: NORMAL and COPIED), and an allocating
+ * write never frees such a cluster: it replaces unallocated, zero and
+ * compressed entries, and only drops a reference to a shared cluster,
+ * which keeps its other one. Write-zeroes and discard do free mapped
+ * clusters, which could then be handed to another part of the disk
+ * while a write to them is still in flight: they drain the engine
+ * first.
  *
  * The crash-safety order is kept: a fast-path write goes only to
  * clusters whose L2 entries already point at them, and qcow2_commit()
@@ -35,6 +38,8 @@ struct qcow2_aio {
 	struct blk_req *parent;
 	unsigned int pending; /* children not done, +1 while submitting */
 	int result;
+	bool allocating; /* alloc is in q->allocs */
+	struct qcow2_alloc_write alloc;
 	struct blk_req child[]; /* then the children's iovecs */
 };
 
@@ -75,15 +80,69 @@ static unsigned int iov_part(const struct iovec *iov, unsigned int cnt,
 	return n;
 }
 
+static bool overlaps_alloc(const struct qcow2 *q, const struct blk_req *req)
+{
+	uint64_t first = req->offset >> q->cluster_bits;
+	uint64_t last = (req->offset + req->len - 1) >> q->cluster_bits;
+
+	for (const struct qcow2_alloc_write *w = q->allocs; w; w = w->next)
+		if (first < w->vc + w->count && w->vc <= last)
+			return true;
+	return false;
+}
+
+static void wait_push(struct qcow2 *q, struct blk_req *req)
+{
+	req->priv[0] = 0;
+	if (q->wait_tail)
+		q->wait_tail->priv[0] = (uintptr_t)req;
+	else
+		q->wait_head = req;
+	q->wait_tail = req;
+}
+
+/* Submit again the writes that waited for an allocation (they may wait again). */
+static void wake_waiters(struct blk *b, struct qcow2 *q)
+{
+	struct blk_req *req = q->wait_head;
+
+	q->wait_head = q->wait_tail = NULL;
+	while (req) {
+		struct blk_req *next = (struct blk_req *)(uintptr_t)req->priv[0];
+		int r = qcow2_submit(b, req);
+
+		if (r < 0)
+			req->done(req, r);
+		req = next;
+	}
+}
+
+static void alloc_unlink(struct qcow2 *q, struct qcow2_alloc_write *w)
+{
+	struct qcow2_alloc_write **p = &q->allocs;
+
+	while (*p != w)
+		p = &(*p)->next;
+	*p = w->next;
+}
+
 static void aio_put(struct qcow2_aio *a)
 {
+	struct qcow2 *q = a->q;
 	struct blk_req *parent = a->parent;
+	bool allocating = a->allocating;
 	int result = a->result;
 
 	if (--a->pending)
 		return;
+	if (allocating) {
+		alloc_unlink(q, &a->alloc);
+		result = qcow2_alloc_write_end(q, &a->alloc, result);
+	}
 	free(a);
 	parent->done(parent, result);
+	if (allocating)
+		wake_waiters(q->b, q);
 }
 
 static void child_done(struct blk_req *c, int result)
@@ -122,6 +181,7 @@ static int submit_children(struct blk *b, struct qcow2 *q,
 	a->parent = req;
 	a->pending = 1;
 	a->result = 0;
+	a->allocating = false;
 	iov = (struct iovec *)&a->child[nnormal];
 	for (size_t i = 0, k = 0; i < n; i++) {
 		const struct qcow2_extent *x = &q->ext[i];
@@ -216,12 +276,11 @@ static int read_fast(struct blk *b, struct qcow2 *q, struct blk_req *req)
 	return submit_children(b, q, req, n, nnormal);
 }
 
-/* A request the metadata path handles; done() runs before we return. */
+/* A request the metadata path handles, synchronously: its result. */
 static int metadata_path(struct blk *b, struct qcow2 *q, struct blk_req *req)
 {
 	int r;
 
-	b->engine->drain(b);
 	switch (req->op) {
 	case BLK_OP_WRITE:
 		r = qcow2_write(q, req->offset, req->iov, req->iovcnt,
@@ -230,9 +289,11 @@ static int metadata_path(struct blk *b, struct qcow2 *q, struct blk_req *req)
 	case BLK_OP_FLUSH:
 		return qcow2_commit(q, true);
 	case BLK_OP_DISCARD:
+		b->engine->drain(b);
 		r = qcow2_discard(q, req->offset, req->len);
 		break;
 	case BLK_OP_WRITE_ZEROES:
+		b->engine->drain(b);
 		r = qcow2_write_zeroes(q, req->offset, req->len);
 		break;
 	default:
@@ -245,6 +306,59 @@ static int metadata_path(struct blk *b, struct qcow2 *q, struct blk_req *req)
 	if (r == 0 && q->nfrees > 4096)
 		r = qcow2_commit(q, false);
 	return r;
+}
+
+/*
+ * A write needing new clusters: asynchronously when it can (1), else
+ * through the metadata path (its result).
+ */
+static int write_allocating(struct blk *b, struct qcow2 *q,
+			    struct blk_req *req)
+{
+	struct qcow2_aio *a;
+	struct qcow2_alloc_write *w;
+	struct blk_req *c;
+	struct iovec *iov;
+	unsigned int n = 0;
+	int r;
+
+	a = malloc(sizeof(*a) + sizeof(a->child[0]) +
+		   (req->iovcnt + 2) * sizeof(*iov));
+	if (!a)
+		return -ENOMEM;
+	w = &a->alloc;
+	r = qcow2_alloc_write_start(q, req->offset, req->len, w);
+	if (r <= 0) {
+		free(a);
+		return r < 0 ? r : metadata_path(b, q, req);
+	}
+	a->q = q;
+	a->parent = req;
+	a->pending = 2;
+	a->result = 0;
+	a->allocating = true;
+	w->next = q->allocs;
+	q->allocs = w;
+	iov = (struct iovec *)&a->child[1];
+	if (w->head_len)
+		iov[n++] = (struct iovec){ (void *)w->head, w->head_len };
+	n += iov_part(req->iov, req->iovcnt, 0, req->len, iov + n);
+	if (w->tail_len)
+		iov[n++] = (struct iovec){ (void *)w->tail, w->tail_len };
+	c = &a->child[0];
+	*c = (struct blk_req){
+		.op = BLK_OP_WRITE,
+		.offset = w->start,
+		.len = w->head_len + req->len + w->tail_len,
+		.iov = iov,
+		.iovcnt = n,
+		.done = child_done,
+		.opaque = a,
+	};
+	if (b->engine->submit(b, c) < 0)
+		child_done(c, -EIO);
+	aio_put(a);
+	return 1;
 }
 
 int qcow2_submit(struct blk *b, struct blk_req *req)
@@ -260,11 +374,16 @@ int qcow2_submit(struct blk *b, struct blk_req *req)
 		r = read_fast(b, q, req);
 		break;
 	case BLK_OP_WRITE:
+		/* Its clusters are being allocated: after that, in place. */
+		if (overlaps_alloc(q, req)) {
+			wait_push(q, req);
+			return 0;
+		}
 		r = map_request(q, req, &n, &nnormal, &writable);
 		if (r == 0 && writable)
 			r = submit_children(b, q, req, n, nnormal);
 		else if (r == 0)
-			r = metadata_path(b, q, req);
+			r = write_allocating(b, q, req);
 		break;
 	case BLK_OP_FLUSH:
 		/* Only data to make stable: the engine does it, in order. */

@@ -13,6 +13,7 @@
  * drops the reference the old entry held.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -142,7 +143,7 @@ static int full_pwritev(struct qcow2 *q, struct iovec *iov, unsigned int cnt,
 			uint64_t off)
 {
 	while (cnt) {
-		ssize_t n = pwritev(q->fd, iov,
+		ssize_t n = pwritev(q->data_fd, iov,
 				    (int)(cnt > IOV_MAX ? IOV_MAX : cnt),
 				    (off_t)off);
 
@@ -317,7 +318,7 @@ static int read_old(struct qcow2 *q, uint64_t pos, uint64_t e, uint8_t *buf,
 	case QCOW2_UNALLOCATED:
 		return backing_read(q, pos, &v, 1, 0, len);
 	case QCOW2_NORMAL:
-		return full_preadv(q->fd, &v, 1, host + in);
+		return full_preadv(q->data_fd, &v, 1, host + in);
 	case QCOW2_COMPRESSED_CL:
 		r = decompress(q, e);
 		if (r < 0)
@@ -383,7 +384,7 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 			break;
 		case QCOW2_NORMAL:
 			sn = iov_slice(iov, iovcnt, pos - off, x.len, q->siov);
-			r = full_preadv(q->fd, q->siov, sn, x.host);
+			r = full_preadv(q->data_fd, q->siov, sn, x.host);
 			break;
 		case QCOW2_COMPRESSED_CL:
 			in = pos & (q->cluster_size - 1);
@@ -460,6 +461,22 @@ static int l2_writable(struct qcow2 *q, uint64_t l1i, struct qcow2_table **t)
 	return 0;
 }
 
+/* Whether the cluster part from disk offset @pos (entry @e) reads zeroes. */
+static bool reads_zero(const struct qcow2 *q, uint64_t pos, uint64_t e)
+{
+	uint64_t host;
+
+	switch (qcow2_l2_type(q, e, &host)) {
+	case QCOW2_UNALLOCATED:
+		return q->backing.fd < 0 || pos >= q->backing.size;
+	case QCOW2_ZERO_PLAIN:
+	case QCOW2_ZERO_ALLOC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Whether entry @i of @t can take a write in place (fixing COPIED). */
 static int in_place(struct qcow2 *q, struct qcow2_table *t, uint64_t i,
 		    uint64_t *e)
@@ -510,8 +527,9 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 	r = l2_writable(q, pos >> (q->cluster_bits + q->l2_bits), &t);
 	while (r == 0 && pos < end) {
 		uint64_t vc = pos >> q->cluster_bits, in = pos & (cs - 1);
-		uint64_t e, e2, host, k, got, wend, tail;
+		uint64_t e, e2, host, k, got, wend, head, tail;
 		unsigned int sn = 0;
+		bool fresh;
 		int ip = in_place(q, t, vc & mask, &e);
 
 		if (ip < 0)
@@ -556,22 +574,35 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 		r = qcow2_check_data(q, host, got * cs, true);
 		if (r < 0)
 			return r;
+		qcow2_grow_file(q, host + got * cs);
+		/* Allocating may have evicted the table from the cache. */
+		r = l2_table(q, vc >> q->l2_bits, &t);
+		if (r < 0)
+			return r;
 		wend = (vc + got) << q->cluster_bits;
 		if (wend > end)
 			wend = end;
 		tail = (-wend) & (cs - 1);
-		r = read_old(q, pos - in, e, q->hbuf, in);
+		e2 = qcow2_be64(t->data + 8 * ((vc + got - 1) & mask));
+		/*
+		 * Space past the end of the file reads as zeroes: parts of the
+		 * new clusters that must read as zeroes need no writing there.
+		 */
+		fresh = host >= q->file_size;
+		head = fresh && reads_zero(q, pos - in, e) ? 0 : in;
+		if (fresh && reads_zero(q, wend, e2))
+			tail = 0;
+		r = read_old(q, pos - head, e, q->hbuf, head);
 		if (r < 0)
 			return r;
-		e2 = qcow2_be64(t->data + 8 * ((vc + got - 1) & mask));
 		if (tail) {
 			r = read_old(q, wend, e2, q->tbuf, tail);
 			if (r < 0)
 				return r;
 		}
-		if (in) {
+		if (head) {
 			q->siov[0].iov_base = q->hbuf;
-			q->siov[0].iov_len = in;
+			q->siov[0].iov_len = head;
 			sn = 1;
 		}
 		sn += iov_slice(iov, iovcnt, ioff, wend - pos, q->siov + sn);
@@ -580,11 +611,7 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 			q->siov[sn].iov_len = tail;
 			sn++;
 		}
-		r = full_pwritev(q, q->siov, sn, host);
-		if (r < 0)
-			return r;
-		/* The table may have moved in the cache while allocating. */
-		r = l2_table(q, vc >> q->l2_bits, &t);
+		r = full_pwritev(q, q->siov, sn, host + in - head);
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < got; i++) {
@@ -606,11 +633,143 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 	return r;
 }
 
+#define QCOW2_GROW_STEP (8ULL << 20)
+
+void qcow2_grow_file(struct qcow2 *q, uint64_t end)
+{
+	uint64_t cur = q->grown_to > q->file_size ? q->grown_to : q->file_size;
+	uint64_t step = QCOW2_GROW_STEP > 8 * q->cluster_size ?
+				QCOW2_GROW_STEP :
+				8 * q->cluster_size;
+	uint64_t target = (end + step - 1) / step * step;
+
+	if (end <= cur || q->b->is_blockdev || target > QCOW2_MAX_HOST)
+		return;
+	if (fallocate(q->fd, 0, (off_t)cur, (off_t)(target - cur)) < 0 &&
+	    ftruncate(q->fd, (off_t)target) < 0)
+		return;
+	q->grown_to = target;
+}
+
+/* Head or tail fill of an allocating write: zeroes, or read into @buf. */
+static int alloc_fill(struct qcow2 *q, uint64_t pos, uint64_t e, bool fresh,
+		      uint64_t len, uint8_t *buf, const uint8_t **fill,
+		      uint64_t *fill_len)
+{
+	*fill = NULL;
+	*fill_len = 0;
+	if (!len || (fresh && reads_zero(q, pos, e)))
+		return 0;
+	*fill_len = len;
+	if (reads_zero(q, pos, e)) {
+		*fill = q->zbuf;
+		return 0;
+	}
+	*fill = buf;
+	return read_old(q, pos, e, buf, len);
+}
+
+int qcow2_alloc_write_start(struct qcow2 *q, uint64_t pos, uint64_t len,
+			    struct qcow2_alloc_write *w)
+{
+	uint64_t cs = q->cluster_size, mask = (1ULL << q->l2_bits) - 1;
+	uint64_t vc = pos >> q->cluster_bits, in = pos & (cs - 1);
+	uint64_t k = ((pos + len + cs - 1) >> q->cluster_bits) - vc;
+	uint64_t tail = (-(pos + len)) & (cs - 1), e, e2, got;
+	struct qcow2_table *t;
+	bool fresh;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	if (vc >> q->l2_bits != (vc + k - 1) >> q->l2_bits)
+		return 0;
+	r = l2_writable(q, vc >> q->l2_bits, &t);
+	if (r < 0)
+		return r;
+	for (uint64_t i = 0; i < k; i++) {
+		r = in_place(q, t, (vc + i) & mask, &e);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	e = qcow2_be64(t->data + 8 * (vc & mask));
+	e2 = qcow2_be64(t->data + 8 * ((vc + k - 1) & mask));
+	r = qcow2_alloc(q, k, &w->host, &got);
+	if (r < 0)
+		return r;
+	if (got < k) {
+		/* Free space is fragmented here: the general path copes. */
+		r = qcow2_free_later(q, w->host, got * cs);
+		return r < 0 ? r : 0;
+	}
+	w->vc = vc;
+	w->count = k;
+	r = qcow2_check_data(q, w->host, k * cs, true);
+	if (r == 0)
+		qcow2_grow_file(q, w->host + k * cs);
+	if (r == 0 && ((in && !reads_zero(q, pos - in, e)) ||
+		       (tail && !reads_zero(q, pos + len, e2)))) {
+		if (posix_memalign((void **)&w->pad, 4096, 2 * cs))
+			r = -ENOMEM;
+	}
+	/* Space past the end of the file reads as zeroes already. */
+	fresh = w->host >= q->file_size;
+	if (r == 0)
+		r = alloc_fill(q, pos - in, e, fresh, in, w->pad, &w->head,
+			       &w->head_len);
+	if (r == 0)
+		r = alloc_fill(q, pos + len, e2, fresh, tail,
+			       w->pad ? w->pad + cs : NULL, &w->tail,
+			       &w->tail_len);
+	if (r < 0)
+		return qcow2_alloc_write_end(q, w, r);
+	w->start = w->host + in - w->head_len;
+	return 1;
+}
+
+int qcow2_alloc_write_end(struct qcow2 *q, struct qcow2_alloc_write *w,
+			  int result)
+{
+	uint64_t mask = (1ULL << q->l2_bits) - 1;
+	struct qcow2_table *t = NULL;
+	int r = result;
+
+	free(w->pad);
+	w->pad = NULL;
+	if (r == 0)
+		r = l2_table(q, w->vc >> q->l2_bits, &t);
+	if (r == 0 && !t)
+		r = -EIO;
+	if (r < 0) {
+		/* Nothing points at the new clusters: give them back. */
+		if (w->count && qcow2_free_later(q, w->host,
+						 w->count << q->cluster_bits))
+			warn_ratelimited("qcow2 %s: leaked %llu clusters",
+					 q->b->path ? q->b->path : "",
+					 (unsigned long long)w->count);
+		return r;
+	}
+	for (uint64_t i = 0; i < w->count; i++) {
+		uint8_t *slot = t->data + 8 * ((w->vc + i) & mask);
+		uint64_t old = qcow2_be64(slot);
+
+		qcow2_put_be64(slot,
+			       (w->host + (i << q->cluster_bits)) | QCOW2_COPIED);
+		/* Failing to drop the old reference only leaks its cluster. */
+		if (qcow2_free_entry_later(q, old))
+			warn_ratelimited("qcow2 %s: leaked a cluster",
+					 q->b->path ? q->b->path : "");
+	}
+	t->dirty = true;
+	q->cbuf_entry = 0;
+	return 0;
+}
+
 static int write_range(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 		       unsigned int iovcnt, uint64_t len)
 {
 	uint64_t l2span = q->cluster_size << q->l2_bits, pos = off;
-	int r = siov_reserve(q, iovcnt + 2);
+	/* The data's iovecs (zeroes: one), a head and a tail. */
+	int r = siov_reserve(q, (iov ? iovcnt : 1) + 2);
 
 	while (r == 0 && pos < off + len) {
 		uint64_t n = l2span - (pos & (l2span - 1));
