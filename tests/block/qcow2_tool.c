@@ -221,7 +221,7 @@ struct slot {
 static void slot_buf(struct slot *s, uint64_t len)
 {
 	uint64_t want = (len + ALIGN - 1) / ALIGN * ALIGN;
-	void *p;
+	void *p = NULL;
 
 	if (!want)
 		want = ALIGN;
