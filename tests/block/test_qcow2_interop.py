@@ -366,6 +366,22 @@ def test_storm_over_compressed(tool, io, ctype):
               check=False).returncode == 0
 
 
+@pytest.mark.parametrize("io", ["uring-qd32-direct", "uring-qd32"],
+                         indirect=True)
+def test_storm_over_allocated(tool, io):
+    """Every cluster allocated already: writes change no mapping, the most
+    requests in flight at once."""
+    args, d = io
+    img = d / "img.qcow2"
+    mirror = d / "mirror.raw"
+    sh("qemu-img", "create", "-f", "qcow2", img, "32M")
+    sh("qemu-io", "-c", "write -P 0x5a 0 32M", img)
+    qt(tool, *args, img, "storm", 14, 1000, mirror)
+    check_clean(img)
+    assert sh("qemu-img", "compare", img, mirror,
+              check=False).returncode == 0
+
+
 @pytest.mark.parametrize("io", ["uring-qd32-direct"], indirect=True)
 def test_storm_after_snapshot(tool, io):
     """Clusters shared with a snapshot are copied on write; the snapshot
