@@ -1,10 +1,16 @@
 """khyve's qcow2 format against QEMU's own tools (qemu-img, qemu-io).
 
-Images are made by qemu-img/qemu-io, read and written through
-blk_format_qcow2 by tests/block/qcow2_tool, then checked by qemu-img
-(check, compare, convert). No KVM needed. The tool is found in KHYVE_BUILD
-(the build directory; default build/ in the repository).
+Images are made by qemu-img/qemu-io, read and written through khyve's
+block layer (blk_open, blk_submit) by tests/block/qcow2_tool, then checked
+by qemu-img (check, compare, convert). No KVM needed. The tool is found in
+KHYVE_BUILD (the build directory; default build/ in the repository).
+
+The storms run with both I/O engines, one or many requests in flight, and
+O_DIRECT (IO_MODES). O_DIRECT needs a file system that takes it: tmp_path
+if it does, else a directory under KHYVE_DIRECT_DIR, /var/tmp or the build
+directory; with none of them those cases are skipped, saying so.
 """
+import mmap
 import os
 import random
 import re
@@ -12,6 +18,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +29,13 @@ TIMEOUT = 120
 MiB = 1 << 20
 
 
+def build_dir():
+    return Path(os.environ.get("KHYVE_BUILD", ROOT / "build")).resolve()
+
+
 @pytest.fixture(scope="session")
 def tool():
-    build = Path(os.environ.get("KHYVE_BUILD", ROOT / "build")).resolve()
+    build = build_dir()
     path = build / "tests/block/qcow2_tool"
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} not found: run `make` first or set KHYVE_BUILD")
@@ -49,6 +60,68 @@ def qt(tool, *args, check=True, **kw):
         p.stderr.decode(errors="replace")
     assert p.returncode >= 0, f"killed by signal {-p.returncode}"
     return p
+
+
+# How a storm drives the image: (engine, queue depth, nocache = O_DIRECT).
+IO_MODES = {
+    "uring-qd32-direct": ("uring", 32, True),
+    "uring-qd32": ("uring", 32, False),
+    "uring-qd1": ("uring", 1, False),
+    "sync-qd8": ("sync", 8, False),
+}
+
+
+def with_modes(cases):
+    """Each case with O_DIRECT at depth 32, and once more with one of the
+    other modes in turn: every mode runs, at twice the time, not four."""
+    others = [m for m in sorted(IO_MODES) if m != "uring-qd32-direct"]
+    return [(c, m) for i, c in enumerate(cases)
+            for m in ("uring-qd32-direct", others[i % len(others)])]
+
+
+def io_args(engine="uring", depth=1, nocache=False):
+    """The tool's options (before IMG) for an engine, depth and O_DIRECT."""
+    return ["-e", engine, "-q", str(depth)] + (["-d"] if nocache else [])
+
+
+def direct_io_works(d):
+    """Whether a file in @d can be opened and written with O_DIRECT (tmpfs
+    before Linux 6.6 refuses the open, some file systems the write)."""
+    probe = Path(d) / f".odirect-{os.getpid()}-{random.getrandbits(32)}"
+    buf = mmap.mmap(-1, 4096)  # page aligned, as O_DIRECT wants
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        return os.pwrite(fd, buf, 0) == 4096
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        probe.unlink()
+        buf.close()
+
+
+@pytest.fixture
+def io(request, tmp_path):
+    """(tool options, directory for the images) for the IO_MODES entry the
+    test is parametrized with (indirect)."""
+    engine, depth, nocache = IO_MODES[request.param]
+    args = io_args(engine, depth, nocache)
+    if not nocache or direct_io_works(tmp_path):
+        yield args, tmp_path
+        return
+    for base in (os.environ.get("KHYVE_DIRECT_DIR"), "/var/tmp", build_dir()):
+        if base and os.path.isdir(base) and direct_io_works(base):
+            d = Path(tempfile.mkdtemp(prefix="khyve-odirect-", dir=base))
+            try:
+                yield args, d
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+            return
+    pytest.skip(f"nocache not tested: no O_DIRECT on {tmp_path}, "
+                "$KHYVE_DIRECT_DIR, /var/tmp or the build directory")
 
 
 def qemu_raw(img, tmp_path, snapshot=None):
@@ -238,64 +311,92 @@ STORMS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(STORMS))
-def test_storm_matches_mirror(tool, tmp_path, name):
-    img = tmp_path / "img.qcow2"
-    mirror = tmp_path / "mirror.raw"
+@pytest.mark.parametrize("name,io", with_modes(sorted(STORMS)),
+                         indirect=["io"])
+def test_storm_matches_mirror(tool, io, name):
+    args, d = io
+    img = d / "img.qcow2"
+    mirror = d / "mirror.raw"
     sh("qemu-img", "create", "-f", "qcow2", "-o", STORMS[name], img, "48M")
-    qt(tool, img, "storm", 11, 1200, mirror)
+    qt(tool, *args, img, "storm", 11, 1200, mirror)
     check_clean(img)
     p = sh("qemu-img", "compare", img, mirror, check=False)
     assert p.returncode == 0, p.stdout.decode()
 
 
-@pytest.mark.parametrize("compat", ["0.10", "1.1"])
-@pytest.mark.parametrize("backing", ["raw", "qcow2"])
-def test_storm_over_backing(tool, tmp_path, compat, backing):
-    base = tmp_path / f"base.{backing}"
-    raw = tmp_path / "base.raw"
+@pytest.mark.parametrize("compat,backing,io",
+                         [("0.10", "raw", "uring-qd32-direct"),
+                          ("1.1", "raw", "sync-qd8"),
+                          ("0.10", "qcow2", "uring-qd32"),
+                          ("1.1", "qcow2", "uring-qd32-direct")],
+                         indirect=["io"])
+def test_storm_over_backing(tool, io, compat, backing):
+    args, d = io
+    base = d / f"base.{backing}"
+    raw = d / "base.raw"
     raw.write_bytes(pattern(24 * MiB, seed=8))
     if backing == "qcow2":
         sh("qemu-img", "convert", "-O", "qcow2", raw, base)
     before = base.read_bytes()
-    img = tmp_path / "img.qcow2"
+    img = d / "img.qcow2"
     sh("qemu-img", "create", "-f", "qcow2", "-o", f"compat={compat}", "-b",
-       base.name, "-F", backing, img, "32M", cwd=tmp_path)
-    mirror = tmp_path / "mirror.raw"
-    qt(tool, img, "storm", 12, 800, mirror)
+       base.name, "-F", backing, img, "32M", cwd=d)
+    mirror = d / "mirror.raw"
+    qt(tool, *args, img, "storm", 12, 800, mirror)
     check_clean(img)
     assert sh("qemu-img", "compare", img, mirror,
               check=False).returncode == 0
     assert base.read_bytes() == before
 
 
-@pytest.mark.parametrize("ctype", ["zlib", "zstd"])
-def test_storm_over_compressed(tool, tmp_path, ctype):
-    raw = tmp_path / "src.raw"
+@pytest.mark.parametrize("ctype,io", [("zlib", "uring-qd32-direct"),
+                                      ("zstd", "uring-qd1")],
+                         indirect=["io"])
+def test_storm_over_compressed(tool, io, ctype):
+    args, d = io
+    raw = d / "src.raw"
     raw.write_bytes(pattern(24 * MiB, seed=9))
-    img = tmp_path / "img.qcow2"
+    img = d / "img.qcow2"
     sh("qemu-img", "convert", "-c", "-O", "qcow2", "-o",
        f"compression_type={ctype},cluster_size=16k", raw, img)
-    mirror = tmp_path / "mirror.raw"
-    qt(tool, img, "storm", 13, 800, mirror)
+    mirror = d / "mirror.raw"
+    qt(tool, *args, img, "storm", 13, 800, mirror)
     check_clean(img)
     assert sh("qemu-img", "compare", img, mirror,
               check=False).returncode == 0
 
 
-def test_storm_after_snapshot(tool, tmp_path):
+@pytest.mark.parametrize("io", ["uring-qd32-direct", "uring-qd32"],
+                         indirect=True)
+def test_storm_over_allocated(tool, io):
+    """Every cluster allocated already: writes change no mapping, the most
+    requests in flight at once."""
+    args, d = io
+    img = d / "img.qcow2"
+    mirror = d / "mirror.raw"
+    sh("qemu-img", "create", "-f", "qcow2", img, "32M")
+    sh("qemu-io", "-c", "write -P 0x5a 0 32M", img)
+    qt(tool, *args, img, "storm", 14, 1000, mirror)
+    check_clean(img)
+    assert sh("qemu-img", "compare", img, mirror,
+              check=False).returncode == 0
+
+
+@pytest.mark.parametrize("io", ["uring-qd32-direct"], indirect=True)
+def test_storm_after_snapshot(tool, io):
     """Clusters shared with a snapshot are copied on write; the snapshot
     keeps its data."""
-    img = tmp_path / "img.qcow2"
-    mirror = tmp_path / "mirror.raw"
+    args, d = io
+    img = d / "img.qcow2"
+    mirror = d / "mirror.raw"
     sh("qemu-img", "create", "-f", "qcow2", img, "16M")
     sh("qemu-io", "-c", "write -P 0x44 0 16M", img)
     sh("qemu-img", "snapshot", "-c", "s1", img)
-    qt(tool, img, "storm", 5, 400, mirror)
+    qt(tool, *args, img, "storm", 5, 400, mirror)
     check_clean(img)
     assert sh("qemu-img", "compare", img, mirror,
               check=False).returncode == 0
-    assert qemu_raw(img, tmp_path, snapshot="s1") == b"\x44" * (16 * MiB)
+    assert qemu_raw(img, d, snapshot="s1") == b"\x44" * (16 * MiB)
     sh("qemu-img", "snapshot", "-d", "s1", img)
     check_clean(img)
 
@@ -348,18 +449,24 @@ def parse_log(out):
     return (flushed[-1] if flushed else 0), (ops[-1] if ops else 0)
 
 
-@pytest.mark.parametrize("opts", ["lazy_refcounts=off",
-                                  "lazy_refcounts=on",
-                                  "cluster_size=4k",
-                                  "compat=0.10,cluster_size=512"])
-@pytest.mark.parametrize("delay", [0.3, 0.9])
-def test_kill_mid_storm(tool, tmp_path, opts, delay):
-    img = tmp_path / "img.qcow2"
+KILL_OPTS = ["lazy_refcounts=off", "lazy_refcounts=on", "cluster_size=4k",
+             "compat=0.10,cluster_size=512"]
+
+
+@pytest.mark.parametrize(
+    "opts,io,delay",
+    # Every image in every mode; each image killed early and late.
+    [(o, m, (0.3, 0.9)[(i + j) % 2]) for i, o in enumerate(KILL_OPTS)
+     for j, m in enumerate(sorted(IO_MODES))],
+    indirect=["io"])
+def test_kill_mid_storm(tool, io, opts, delay):
+    args, d = io
+    img = d / "img.qcow2"
     sh("qemu-img", "create", "-f", "qcow2", "-o", opts, img, "48M")
-    out = tmp_path / "log"
+    out = d / "log"
     with open(out, "wb") as f:
-        p = subprocess.Popen([str(tool), str(img), "storm", "21", "1000000",
-                              str(tmp_path / "m.raw")], stdout=f)
+        p = subprocess.Popen([str(tool), *args, str(img), "storm", "21",
+                              "1000000", str(d / "m.raw")], stdout=f)
         # Kill it some time after its first flush.
         deadline = time.monotonic() + TIMEOUT
         while b"flushed" not in out.read_bytes():
@@ -379,12 +486,12 @@ def test_kill_mid_storm(tool, tmp_path, opts, delay):
         # 0: clean, 3: leaked clusters only; 2 would be corruption.
         assert c.returncode in (0, 3), c.stdout.decode() + c.stderr.decode()
     # Reopening (a dirty image: refcounts rebuilt) leaves it clean.
-    qt(tool, img, "info")
+    qt(tool, *args, img, "info")
     c = sh("qemu-img", "check", "-r", "leaks", img, check=False)
     assert c.returncode == 0, c.stdout.decode()
-    mirror, unc = tmp_path / "expect.raw", tmp_path / "uncertain"
+    mirror, unc = d / "expect.raw", d / "uncertain"
     qt(tool, "-r", img, "replay", 21, k, j, mirror, unc)
-    got = qemu_raw(img, tmp_path)
+    got = qemu_raw(img, d)
     want = mirror.read_bytes()
     u = unc.read_bytes()
     for s in range(len(u)):
