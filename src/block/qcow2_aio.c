@@ -185,12 +185,10 @@ static int submit_children(struct blk *b, struct qcow2 *q,
 	iov = (struct iovec *)&a->child[nnormal];
 	for (size_t i = 0, k = 0; i < n; i++) {
 		const struct qcow2_extent *x = &q->ext[i];
-		struct blk_req *c = &a->child[k++];
+		struct blk_req *c = &a->child[k];
 
-		if (x->type != QCOW2_NORMAL) {
-			k--;
+		if (x->type != QCOW2_NORMAL)
 			continue;
-		}
 		*c = (struct blk_req){
 			.op = req->op,
 			.offset = x->host,
@@ -202,10 +200,16 @@ static int submit_children(struct blk *b, struct qcow2 *q,
 			.opaque = a,
 		};
 		iov += c->iovcnt;
-		a->pending++;
-		if (b->engine->submit(b, c) < 0)
-			child_done(c, -EIO);
+		k++;
 	}
+	/*
+	 * Only now: a completion run inside submit may wake waiting writes,
+	 * which map their own extents into q->ext.
+	 */
+	a->pending += nnormal;
+	for (size_t k = 0; k < nnormal; k++)
+		if (b->engine->submit(b, &a->child[k]) < 0)
+			child_done(&a->child[k], -EIO);
 	aio_put(a);
 	return 1;
 }

@@ -14,13 +14,15 @@
  *       "op N" before op N is submitted and "flushed N" once ops 0..N-1
  *       are on stable storage. Up to -q requests are in flight at once,
  *       never two over the same bytes; a flush waits for all of them.
+ *       Ends with "max in flight N".
  *   qcow2_tool -r IMG replay SEED K J MIRROR UNCERTAIN
  *       MIRROR = ops 0..K-1 applied to zeroes; UNCERTAIN gets one byte per
  *       512-byte sector: 1 where ops K..J may have changed it.
  *
  * OPTS: -r read-only; -e sync|uring the I/O engine (default uring);
  * -d nocache (O_DIRECT: every buffer is 4096-byte aligned); -q N the
- * storm's queue depth (default 1). CMDs run one after the other.
+ * storm's queue depth (default 1); -n the storm's flushes become writes
+ * (its queue fills up). CMDs run one after the other.
  *
  * Every request goes through blk_submit(); its done() may run inside
  * blk_submit() (sync engine, or io_uring completing at once) or from
@@ -87,6 +89,9 @@ struct op {
 };
 
 /* Op @i of the workload of @seed on a disk of @size bytes. */
+/* -n: the storm's flushes become writes (more requests in flight). */
+static bool no_flush;
+
 static struct op gen_op(uint64_t seed, uint64_t i, uint64_t size)
 {
 	uint64_t s =
@@ -100,7 +105,7 @@ static struct op gen_op(uint64_t seed, uint64_t i, uint64_t size)
 	op.kind = k < 55 ? OP_WRITE :
 		  k < 65 ? OP_ZERO :
 		  k < 75 ? OP_DISCARD :
-		  k < 85 ? OP_FLUSH :
+		  k < 85 ? (no_flush ? OP_WRITE : OP_FLUSH) :
 			   OP_READ;
 	maxlen = (rnd(&s) % 4 == 0) ? 2048 : 64;
 	op.len = (1 + rnd(&s) % maxlen) * 512;
@@ -322,6 +327,7 @@ struct storm {
 	struct slot *slots;
 	unsigned int depth;
 	unsigned int busy; /* slots in flight or not yet checked */
+	unsigned int max_busy;
 	int mirror;
 	uint8_t *cmp; /* the mirror's bytes for a read's check */
 	uint64_t size;
@@ -421,6 +427,8 @@ static int storm_op(struct storm *st, uint64_t i, const struct op *op)
 	if (r < 0)
 		return op_failed(s, strerror(-r));
 	st->busy++;
+	if (st->busy > st->max_busy)
+		st->max_busy = st->busy;
 	return 0;
 }
 
@@ -479,6 +487,8 @@ static int storm(uint64_t seed, uint64_t nops, const char *mirror,
 			memcpy(base + off, s->buf, n);
 	}
 	rc = storm_ops(&st, seed, nops);
+	if (rc == 0)
+		rc = say("max in flight", st.max_busy);
 	/* After a failure: no done() may run once the slots are gone. */
 	if (st.busy)
 		blk_drain(&disk);
@@ -541,7 +551,7 @@ static int commands(int argc, char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: qcow2_tool [-r] [-e sync|uring] [-d] [-q N] "
+	fprintf(stderr, "usage: qcow2_tool [-r] [-e sync|uring] [-d] [-q N] [-n] "
 			"IMG CMD...\n");
 	return 2;
 }
@@ -578,7 +588,7 @@ int main(int argc, char **argv)
 	size_t plen;
 	int c, rc;
 
-	while ((c = getopt(argc, argv, "+re:dq:")) != -1) {
+	while ((c = getopt(argc, argv, "+re:dq:n")) != -1) {
 		switch (c) {
 		case 'r':
 			o.read_only = true;
@@ -590,6 +600,9 @@ int main(int argc, char **argv)
 				o.engine = BLK_ENGINE_URING;
 			else
 				return usage();
+			break;
+		case 'n':
+			no_flush = true;
 			break;
 		case 'd':
 			o.nocache = true;

@@ -382,6 +382,32 @@ def test_storm_over_allocated(tool, io):
               check=False).returncode == 0
 
 
+@pytest.mark.parametrize("opts,backing", [("cluster_size=64k", False),
+                                          ("cluster_size=4k", False),
+                                          ("cluster_size=64k", True)])
+@pytest.mark.parametrize("io", ["uring-qd32-direct", "uring-qd32"],
+                         indirect=True)
+def test_storm_deep_queue(tool, io, opts, backing):
+    """No flushes: the queue fills up, allocating writes are in flight
+    together and writes to clusters being allocated wait for them."""
+    args, d = io
+    img = d / "img.qcow2"
+    mirror = d / "mirror.raw"
+    extra = []
+    if backing:
+        base = d / "base.raw"
+        base.write_bytes(pattern(16 * MiB, seed=3))
+        extra = ["-b", base, "-F", "raw"]
+    # Large enough that the storm's requests seldom overlap (and wait).
+    sh("qemu-img", "create", "-f", "qcow2", "-o", opts, *extra, img, "64M")
+    out = qt(tool, *args, "-n", img, "storm", 17, 3000, mirror).stdout
+    deepest = int(re.findall(rb"max in flight (\d+)", out)[-1])
+    assert deepest >= 8, f"only {deepest} requests were in flight at once"
+    check_clean(img)
+    p = sh("qemu-img", "compare", "-F", "raw", img, mirror, check=False)
+    assert p.returncode == 0, p.stdout.decode()
+
+
 @pytest.mark.parametrize("io", ["uring-qd32-direct"], indirect=True)
 def test_storm_after_snapshot(tool, io):
     """Clusters shared with a snapshot are copied on write; the snapshot
