@@ -34,9 +34,8 @@ static void run(struct blk *b, enum blk_op op, uint64_t off, uint8_t *buf,
 			       .iovcnt = buf ? 1 : 0,
 			       .done = done };
 
-	if (off > b->size || len > b->size - off)
-		return;
-	(void)blk_format_qcow2.submit(b, &req);
+	/* As a disk does: blk_submit() checks range and read-only. */
+	(void)blk_submit(b, &req);
 }
 
 static void session(int fd, bool ro, const uint8_t *data, size_t size)
@@ -50,6 +49,7 @@ static void session(int fd, bool ro, const uint8_t *data, size_t size)
 	b.opts.discard = true;
 	/* The format's data path goes through the disk's engine. */
 	b.engine = &blk_engine_sync;
+	b.format = &blk_format_qcow2;
 	if (blk_format_qcow2.open(&b, err, sizeof(err)) < 0)
 		return;
 	for (size_t i = 0; i < 4; i++) {
