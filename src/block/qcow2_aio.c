@@ -1,6 +1,6 @@
 /*
- * qcow2 request dispatch: the data fast path through the disk's I/O
- * engine, and the synchronous metadata path.
+ * qcow2 request dispatch: the data paths through the disk's I/O engine,
+ * and the synchronous metadata path.
  *
  * Fast path: a read, or a write whose clusters are all ours alone
  * (NORMAL and COPIED: no metadata changes), is mapped through the cached
@@ -10,21 +10,33 @@
  * that have no data cluster (zeroes, the backing file, compressed
  * clusters) are filled synchronously on the way.
  *
- * Metadata path: writes that allocate or copy on write, write-zeroes,
- * discard, and a flush with metadata to write back run synchronously
- * (qcow2_io.c, qcow2_refcount.c) while fast-path requests may still be
- * in flight. That is safe because fast-path I/O only ever touches
- * clusters mapped NORMAL (writes: NORMAL and COPIED), and an allocating
- * write never frees such a cluster: it replaces unallocated, zero and
- * compressed entries, and only drops a reference to a shared cluster,
- * which keeps its other one. Write-zeroes and discard do free mapped
- * clusters, which could then be handed to another part of the disk
- * while a write to them is still in flight: they drain the engine
- * first.
+ * Allocating writes: a write needing new clusters, inside one L2 table,
+ * gets them (refcounts raised in the cache), and its data with the
+ * copy-on-write head and tail goes to the engine as one request; the L2
+ * entries are set only when it has completed, so nothing points at a
+ * cluster before its data is written. Until then a write touching those
+ * clusters waits (q->wait_head) and is submitted again afterwards, when
+ * it finds them allocated. Other writes needing new space (several L2
+ * tables, fragmented free space) take the metadata path.
  *
- * The crash-safety order is kept: a fast-path write goes only to
- * clusters whose L2 entries already point at them, and qcow2_commit()
- * syncs the file (data) before it writes any L2 table.
+ * Metadata path: those writes, write-zeroes, discard, and a flush with
+ * metadata to write back run synchronously (qcow2_io.c,
+ * qcow2_refcount.c) while engine requests may still be in flight. That
+ * is safe because engine I/O only ever touches clusters mapped NORMAL
+ * (or being allocated), and a write never frees such a cluster: it
+ * replaces unallocated, zero and compressed entries, and only drops a
+ * reference to a shared cluster, which keeps its other one. Write-zeroes
+ * and discard do free mapped clusters, which could then be handed to
+ * another part of the disk while a write to them is still in flight:
+ * they drain the engine first.
+ *
+ * The crash-safety order is kept: engine writes go only to clusters no
+ * L2 entry on disk points at yet or that are ours already, and
+ * qcow2_commit() syncs the file (data) before it writes any L2 table.
+ *
+ * Completions may run inside an engine's submit, and a completion may
+ * submit waiting writes again: nothing here uses q->ext or q->siov
+ * across an engine submit.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -125,9 +125,9 @@ static int setup_nocache(void **state)
 }
 
 /* The disk as a qcow2 image (64 KiB clusters) made by qemu-img. */
-static int setup_qcow2(void **state)
+static int setup_qcow2_opts(void **state, bool nocache)
 {
-	struct blk_options o = { .discard = true };
+	struct blk_options o = { .discard = true, .nocache = nocache };
 	struct fixture *f;
 	char cmd[160];
 
@@ -144,6 +144,16 @@ static int setup_qcow2(void **state)
 	o.path = f->path;
 	o.engine = f->kind;
 	return attach(f, &o, 1);
+}
+
+static int setup_qcow2(void **state)
+{
+	return setup_qcow2_opts(state, false);
+}
+
+static int setup_qcow2_nocache(void **state)
+{
+	return setup_qcow2_opts(state, true);
 }
 
 static int teardown(void **state)
@@ -1022,6 +1032,96 @@ static void qcow2_storm(void **state)
 	unlink(mirror_path);
 }
 
+/* Wait for the @n requests of @r, in any order; each answered OK. */
+static void wait_all_ok(struct fixture *f, const struct req *r, unsigned int n)
+{
+	bool *seen = calloc(n, sizeof(*seen));
+
+	for (unsigned int got = 0; got < n; got++) {
+		uint16_t head;
+		uint32_t len;
+		unsigned int i;
+
+		assert_int_equal(
+			vdriver_wait_used(&f->d, 0, &head, &len, TIMEOUT_MS), 1);
+		for (i = 0; i < n && (seen[i] || r[i].head != head); i++)
+			;
+		assert_true(i < n);
+		seen[i] = true;
+		assert_int_equal(*(uint8_t *)gptr(f, r[i].status),
+				 VIRTIO_BLK_S_OK);
+	}
+	free(seen);
+}
+
+/*
+ * qcow2 with many requests in flight: 4 KiB writes to fresh blocks, 96 at
+ * a time, in runs (16 share a cluster: they wait for its allocation) and
+ * scattered; everything read back at once; a reset while allocating
+ * writes are in flight (they write zeroes over zeroes: either way the
+ * same); then qemu-img finds the image clean and equal to the mirror.
+ */
+static void qcow2_deep_queue(void **state)
+{
+	enum { N = 96, BLOCKS = DISK_SIZE / 4096, READ = 65536 };
+	struct fixture *f = *state;
+	static uint8_t mirror[DISK_SIZE];
+	static struct req r[DISK_SIZE / READ];
+	char mirror_path[] = "/var/tmp/khyve-vblk-mirror-XXXXXX", cmd[256];
+	unsigned int seed = 11, i, round;
+	int fd;
+
+	start(f, ALL_FEATURES);
+	memset(mirror, 0, sizeof(mirror));
+	for (round = 0; round < 4; round++) {
+		/* Odd strides are coprime with BLOCKS: distinct blocks. */
+		unsigned int stride = round < 2 ? 1 : 2 * (rand_r(&seed) % 64) + 3;
+		unsigned int base = rand_r(&seed) % BLOCKS;
+
+		for (i = 0; i < N; i++) {
+			unsigned int blk = (base + i * stride) % BLOCKS;
+
+			r[i] = post(f, 0, VIRTIO_BLK_T_OUT, blk * 8ULL, 4096, 1,
+				    true);
+			pattern(gptr(f, r[i].data), 4096, round * N + i);
+			memcpy(mirror + blk * 4096ULL, gptr(f, r[i].data),
+			       4096);
+		}
+		vdriver_kick(&f->d, 0);
+		wait_all_ok(f, r, N);
+	}
+	for (i = 0; i < DISK_SIZE / READ; i++)
+		r[i] = post(f, 0, VIRTIO_BLK_T_IN, i * (READ / 512ULL), READ, 4,
+			    true);
+	vdriver_kick(&f->d, 0);
+	wait_all_ok(f, r, DISK_SIZE / READ);
+	for (i = 0; i < DISK_SIZE / READ; i++)
+		assert_memory_equal(gptr(f, r[i].data), mirror + i * READ,
+				    READ);
+	for (i = 0; i < 64; i++) {
+		struct req w = post(f, 0, VIRTIO_BLK_T_OUT, i * 16 * 8ULL,
+				    4096, 1, true);
+
+		memcpy(gptr(f, w.data), mirror + i * 16 * 4096ULL, 4096);
+	}
+	vdriver_kick(&f->d, 0);
+	vdriver_reset(&f->d);
+	assert_int_equal(vdriver_status(&f->d), 0);
+	virtio_blk_destroy(f->vb);
+	f->vb = NULL;
+	fd = mkstemp(mirror_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, mirror, sizeof(mirror)),
+			 (ssize_t)sizeof(mirror));
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", f->path);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f qcow2 -F raw %s %s",
+		 f->path, mirror_path);
+	assert_int_equal(system(cmd), 0);
+	unlink(mirror_path);
+}
+
 #define T(fn, kind, s) \
 	cmocka_unit_test_prestate_setup_teardown(fn, s, teardown, (void *)&kind)
 #define BOTH(fn, s) T(fn, kind_sync, s), T(fn, kind_uring, s)
@@ -1050,6 +1150,9 @@ int main(void)
 		BOTH(odd_but_legal_chains, setup),
 		BOTH(long_chain, setup),
 		BOTH(qcow2_storm, setup_qcow2),
+		BOTH(qcow2_storm, setup_qcow2_nocache),
+		BOTH(qcow2_deep_queue, setup_qcow2),
+		BOTH(qcow2_deep_queue, setup_qcow2_nocache),
 		cmocka_unit_test_prestate(enospc, (void *)&kind_sync),
 		cmocka_unit_test_prestate(enospc, (void *)&kind_uring),
 	};
