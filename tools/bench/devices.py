@@ -419,13 +419,7 @@ def part_qcow2(args, facts):
         k = ("fio", rw, bs)
         cfgs[k] = Config(k, lambda rw=rw, bs=bs: fio_run(
             args, raw, rw, bs, qd, "direct"))
-        k = ("raw-buf", rw, bs)
-        cfgs[k] = Config(k, lambda rw=rw, bs=bs: khyve_blk(
-            args, raw, rw, bs, qd, "buffered", "uring", "raw"))
         if not rw.startswith("rand"):
-            k = ("qemu-img-wb", "alloc", rw, bs)
-            cfgs[k] = Config(k, lambda rw=rw, bs=bs, h=hint: qemu_img_bench(
-                args, alloc, rw, bs, qd, h, "writeback"))
             k = ("qemu-img", "alloc", rw, bs)
             cfgs[k] = Config(k, lambda rw=rw, bs=bs, h=hint: qemu_img_bench(
                 args, alloc, rw, bs, qd, h))
@@ -484,30 +478,6 @@ def part_qcow2(args, facts):
             f"{pct(qf.med('rate'), iff.med('rate')) if iff else 'n/a'} | "
             f"{fmt(qa.med('cpu_gib'), 2)} / {fmt(r.med('cpu_gib'), 2)} / "
             f"{fmt(ia.med('cpu_gib'), 2) if ia else 'n/a'} |")
-    A.append("")
-    A.append("**Not like for like:** khyve opens the image with O_DIRECT "
-             "(`nocache`) and then `src/block/qcow2.c` clears O_DIRECT on "
-             "the file (\"Metadata I/O is not sector aligned: no O_DIRECT "
-             "here\"), so khyve's qcow2 data I/O goes through the host's "
-             "page cache while the raw, fio and qemu-img columns above "
-             "bypass it; the 1 GiB image fits in this machine's page cache, "
-             "so khyve's qcow2 reads run at memory speed. The page-cache "
-             "peers:")
-    A.append("")
-    A.append("| workload | khyve qcow2 allocated (page cache) | khyve raw "
-             "buffered (io_uring) | qemu-img bench allocated `-t writeback`"
-             " | qcow2 / raw buffered | qcow2 / qemu-img writeback |")
-    A.append("|---|---|---|---|---|---|")
-    for rw, bs, name in loads:
-        qa = cfgs[("qcow2", "alloc", rw, bs)]
-        rb = cfgs[("raw-buf", rw, bs)]
-        wb = cfgs.get(("qemu-img-wb", "alloc", rw, bs))
-        nd = 1 if bs == MIB else 2
-        A.append(f"| {name} | {fmt_mmm(qa.vals('rate'), nd)} | "
-                 f"{fmt_mmm(rb.vals('rate'), nd)} | "
-                 f"{fmt_mmm(wb.vals('rate'), nd) if wb else 'n/a'} | "
-                 f"{pct(qa.med('rate'), rb.med('rate'))} | "
-                 f"{pct(qa.med('rate'), wb.med('rate')) if wb else 'n/a'} |")
     A.append("")
     A.append("Targets of issue 7: at least `qemu-img bench`'s throughput, "
              "and within 15 % of khyve's raw on allocated sequential I/O "
