@@ -150,8 +150,13 @@ struct qcow2 {
 	uint64_t cluster_size;
 	uint32_t l2_bits; /* entries per L2 table = 1 << l2_bits */
 	uint64_t size;
-	uint64_t file_size; /* grows as we write past the end */
-	uint64_t grown_to; /* the file's real size after qcow2_grow_file(), or 0 */
+	/*
+	 * The end of what was in the file at open and what we wrote since:
+	 * past it the file reads zeroes (beyond its end, or space that
+	 * qcow2_grow_file() added, up to grown_to).
+	 */
+	uint64_t file_size;
+	uint64_t grown_to;
 	uint64_t host_end; /* past the file and every allocated cluster */
 
 	uint64_t incompat, compat, autoclear;
@@ -238,6 +243,10 @@ static inline void qcow2_put_be32(uint8_t *p, uint32_t v)
 	for (int i = 3; i >= 0; i--, v >>= 8)
 		p[i] = (uint8_t)v;
 }
+
+/* @out = the bytes [off, off+len) of @iov; the number of entries. */
+unsigned int qcow2_iov_slice(const struct iovec *iov, unsigned int cnt,
+			     uint64_t off, uint64_t len, struct iovec *out);
 
 /* Refcount entry @i of a refcount block of 2^@order-bit entries. */
 uint64_t qcow2_rc_get(const uint8_t *blk, uint64_t i, uint32_t order);

@@ -70,28 +70,6 @@ static int ext_reserve(struct qcow2 *q, size_t n)
 	return 0;
 }
 
-/* @out = the bytes [off, off+len) of @iov; the number of entries. */
-static unsigned int iov_part(const struct iovec *iov, unsigned int cnt,
-			     uint64_t off, uint64_t len, struct iovec *out)
-{
-	unsigned int n = 0;
-
-	for (unsigned int i = 0; i < cnt && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		out[n].iov_base = (uint8_t *)iov[i].iov_base + off;
-		out[n].iov_len = iov[i].iov_len - off;
-		if (out[n].iov_len > len)
-			out[n].iov_len = len;
-		len -= out[n].iov_len;
-		off = 0;
-		n++;
-	}
-	return n;
-}
-
 static bool overlaps_alloc(const struct qcow2 *q, const struct blk_req *req)
 {
 	uint64_t first = req->offset >> q->cluster_bits;
@@ -120,7 +98,8 @@ static void wake_waiters(struct blk *b, struct qcow2 *q)
 
 	q->wait_head = q->wait_tail = NULL;
 	while (req) {
-		struct blk_req *next = (struct blk_req *)(uintptr_t)req->priv[0];
+		struct blk_req *next =
+			(struct blk_req *)(uintptr_t)req->priv[0];
 		int r = qcow2_submit(b, req);
 
 		if (r < 0)
@@ -179,8 +158,8 @@ static void child_done(struct blk_req *c, int result)
  * them), on the parent's iovecs: 1 (the parent's done() runs when they
  * are), or -ENOMEM.
  */
-static int submit_children(struct blk *b, struct qcow2 *q,
-			   struct blk_req *req, size_t n, size_t nnormal)
+static int submit_children(struct blk *b, struct qcow2 *q, struct blk_req *req,
+			   size_t n, size_t nnormal)
 {
 	struct qcow2_aio *a;
 	struct iovec *iov;
@@ -206,8 +185,9 @@ static int submit_children(struct blk *b, struct qcow2 *q,
 			.offset = x->host,
 			.len = x->len,
 			.iov = iov,
-			.iovcnt = iov_part(req->iov, req->iovcnt,
-					   x->pos - req->offset, x->len, iov),
+			.iovcnt = qcow2_iov_slice(req->iov, req->iovcnt,
+						  x->pos - req->offset, x->len,
+						  iov),
 			.done = child_done,
 			.opaque = a,
 		};
@@ -281,8 +261,8 @@ static int read_fast(struct blk *b, struct qcow2 *q, struct blk_req *req)
 			if (!part)
 				return -ENOMEM;
 		}
-		pn = iov_part(req->iov, req->iovcnt, x->pos - req->offset,
-			      x->len, part);
+		pn = qcow2_iov_slice(req->iov, req->iovcnt,
+				     x->pos - req->offset, x->len, part);
 		r = qcow2_read(q, x->pos, part, pn, x->len);
 	}
 	free(part);
@@ -328,8 +308,7 @@ static int metadata_path(struct blk *b, struct qcow2 *q, struct blk_req *req)
  * A write needing new clusters: asynchronously when it can (1), else
  * through the metadata path (its result).
  */
-static int write_allocating(struct blk *b, struct qcow2 *q,
-			    struct blk_req *req)
+static int write_allocating(struct blk *b, struct qcow2 *q, struct blk_req *req)
 {
 	struct qcow2_aio *a;
 	struct qcow2_alloc_write *w;
@@ -358,7 +337,7 @@ static int write_allocating(struct blk *b, struct qcow2 *q,
 	iov = (struct iovec *)&a->child[1];
 	if (w->head_len)
 		iov[n++] = (struct iovec){ (void *)w->head, w->head_len };
-	n += iov_part(req->iov, req->iovcnt, 0, req->len, iov + n);
+	n += qcow2_iov_slice(req->iov, req->iovcnt, 0, req->len, iov + n);
 	if (w->tail_len)
 		iov[n++] = (struct iovec){ (void *)w->tail, w->tail_len };
 	c = &a->child[0];

@@ -42,9 +42,8 @@ static int siov_reserve(struct qcow2 *q, unsigned int n)
 	return 0;
 }
 
-/* @out = the bytes [off, off+len) of @iov; the number of entries. */
-static unsigned int iov_slice(const struct iovec *iov, unsigned int cnt,
-			      uint64_t off, uint64_t len, struct iovec *out)
+unsigned int qcow2_iov_slice(const struct iovec *iov, unsigned int cnt,
+			     uint64_t off, uint64_t len, struct iovec *out)
 {
 	unsigned int n = 0;
 
@@ -297,7 +296,7 @@ static int backing_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 	r = siov_reserve(q, cnt + 2);
 	if (r < 0)
 		return r;
-	sn = iov_slice(iov, cnt, ioff, n, q->siov);
+	sn = qcow2_iov_slice(iov, cnt, ioff, n, q->siov);
 	if (q->backing.qcow2)
 		return qcow2_read(q->backing.qcow2->format_priv, off, q->siov,
 				  sn, n);
@@ -383,7 +382,8 @@ int qcow2_read(struct qcow2 *q, uint64_t off, const struct iovec *iov,
 			r = backing_read(q, pos, iov, iovcnt, pos - off, x.len);
 			break;
 		case QCOW2_NORMAL:
-			sn = iov_slice(iov, iovcnt, pos - off, x.len, q->siov);
+			sn = qcow2_iov_slice(iov, iovcnt, pos - off, x.len,
+					     q->siov);
 			r = full_preadv(q->data_fd, q->siov, sn, x.host);
 			break;
 		case QCOW2_COMPRESSED_CL:
@@ -552,7 +552,7 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 				n += end - (pos + n) < cs ? end - (pos + n) :
 							    cs;
 			}
-			sn = iov_slice(iov, iovcnt, ioff, n, q->siov);
+			sn = qcow2_iov_slice(iov, iovcnt, ioff, n, q->siov);
 			r = full_pwritev(q, q->siov, sn, host + in);
 			pos += n;
 			ioff += n;
@@ -605,7 +605,8 @@ static int write_chunk(struct qcow2 *q, uint64_t pos, uint64_t len,
 			q->siov[0].iov_len = head;
 			sn = 1;
 		}
-		sn += iov_slice(iov, iovcnt, ioff, wend - pos, q->siov + sn);
+		sn += qcow2_iov_slice(iov, iovcnt, ioff, wend - pos,
+				      q->siov + sn);
 		if (tail) {
 			q->siov[sn].iov_base = q->tbuf;
 			q->siov[sn].iov_len = tail;
@@ -741,8 +742,8 @@ int qcow2_alloc_write_end(struct qcow2 *q, struct qcow2_alloc_write *w,
 		r = -EIO;
 	if (r < 0) {
 		/* Nothing points at the new clusters: give them back. */
-		if (w->count && qcow2_free_later(q, w->host,
-						 w->count << q->cluster_bits))
+		if (w->count &&
+		    qcow2_free_later(q, w->host, w->count << q->cluster_bits))
 			warn_ratelimited("qcow2 %s: leaked %llu clusters",
 					 q->b->path ? q->b->path : "",
 					 (unsigned long long)w->count);
@@ -752,8 +753,8 @@ int qcow2_alloc_write_end(struct qcow2 *q, struct qcow2_alloc_write *w,
 		uint8_t *slot = t->data + 8 * ((w->vc + i) & mask);
 		uint64_t old = qcow2_be64(slot);
 
-		qcow2_put_be64(slot,
-			       (w->host + (i << q->cluster_bits)) | QCOW2_COPIED);
+		qcow2_put_be64(slot, (w->host + (i << q->cluster_bits)) |
+					     QCOW2_COPIED);
 		/* Failing to drop the old reference only leaks its cluster. */
 		if (qcow2_free_entry_later(q, old))
 			warn_ratelimited("qcow2 %s: leaked a cluster",
