@@ -974,6 +974,29 @@ static void enospc(void **state)
 }
 
 /*
+ * Close the disk, then qemu-img must find its qcow2 image clean and equal
+ * to @mirror (DISK_SIZE bytes).
+ */
+static void close_and_compare(struct fixture *f, const uint8_t *mirror)
+{
+	char mirror_path[] = "/var/tmp/khyve-vblk-mirror-XXXXXX", cmd[256];
+	int fd;
+
+	virtio_blk_destroy(f->vb);
+	f->vb = NULL;
+	fd = mkstemp(mirror_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, mirror, DISK_SIZE), (ssize_t)DISK_SIZE);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", f->path);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f qcow2 -F raw %s %s",
+		 f->path, mirror_path);
+	assert_int_equal(system(cmd), 0);
+	unlink(mirror_path);
+}
+
+/*
  * Issue 7 through the device: a seeded storm of writes, discards and
  * write-zeroes on a qcow2 image, mirrored in memory and read back; then
  * qemu-img finds the image clean and equal to the mirror.
@@ -982,9 +1005,7 @@ static void qcow2_storm(void **state)
 {
 	struct fixture *f = *state;
 	static uint8_t mirror[DISK_SIZE], buf[64 * 1024];
-	char mirror_path[] = "/var/tmp/khyve-vblk-mirror-XXXXXX", cmd[256];
 	unsigned int i, seed = 7;
-	int fd;
 
 	assert_string_equal(virtio_blk_backend(f->vb)->format->name, "qcow2");
 	start(f, ALL_FEATURES);
@@ -1018,18 +1039,7 @@ static void qcow2_storm(void **state)
 				 VIRTIO_BLK_S_OK);
 		assert_memory_equal(buf, mirror + i * sizeof(buf), sizeof(buf));
 	}
-	virtio_blk_destroy(f->vb);
-	f->vb = NULL;
-	fd = mkstemp(mirror_path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, mirror, sizeof(mirror)), (ssize_t)sizeof(mirror));
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", f->path);
-	assert_int_equal(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f qcow2 -F raw %s %s",
-		 f->path, mirror_path);
-	assert_int_equal(system(cmd), 0);
-	unlink(mirror_path);
+	close_and_compare(f, mirror);
 }
 
 /* Wait for the @n requests of @r, in any order; each answered OK. */
@@ -1067,9 +1077,7 @@ static void qcow2_deep_queue(void **state)
 	struct fixture *f = *state;
 	static uint8_t mirror[DISK_SIZE];
 	static struct req r[DISK_SIZE / READ];
-	char mirror_path[] = "/var/tmp/khyve-vblk-mirror-XXXXXX", cmd[256];
 	unsigned int seed = 11, i, round;
-	int fd;
 
 	start(f, ALL_FEATURES);
 	memset(mirror, 0, sizeof(mirror));
@@ -1107,19 +1115,7 @@ static void qcow2_deep_queue(void **state)
 	vdriver_kick(&f->d, 0);
 	vdriver_reset(&f->d);
 	assert_int_equal(vdriver_status(&f->d), 0);
-	virtio_blk_destroy(f->vb);
-	f->vb = NULL;
-	fd = mkstemp(mirror_path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, mirror, sizeof(mirror)),
-			 (ssize_t)sizeof(mirror));
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", f->path);
-	assert_int_equal(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f qcow2 -F raw %s %s",
-		 f->path, mirror_path);
-	assert_int_equal(system(cmd), 0);
-	unlink(mirror_path);
+	close_and_compare(f, mirror);
 }
 
 #define T(fn, kind, s) \
