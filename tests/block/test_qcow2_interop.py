@@ -439,6 +439,27 @@ def test_discard_shrinks_file(tool, tmp_path):
     assert tool_read(tool, img, MiB) == bytes(MiB)
 
 
+def test_file_grown_ahead_is_given_back(tool, tmp_path):
+    """New clusters grow the file ahead in steps of 8 MiB (no appending
+    writes); closing gives back what nothing uses. The zeroes a crash left
+    past the last cluster are used for the next clusters, not added to."""
+    img = tmp_path / "img.qcow2"
+    sh("qemu-img", "create", "-f", "qcow2", img, "64M")
+    qt(tool, img, "write", 0, 4096, 0x33)
+    assert img.stat().st_size < MiB
+    check_clean(img)
+    # As after a crash: 8 MiB of zeroes past the last cluster.
+    with open(img, "r+b") as f:
+        f.truncate(img.stat().st_size + 8 * MiB)
+    crashed = img.stat().st_size
+    qt(tool, img, "write", 65536, 4096, 0x44)
+    assert img.stat().st_size == crashed
+    check_clean(img)
+    data = tool_read(tool, img, 2 * 65536)
+    assert data[:4096] == b"\x33" * 4096 and data[4096:65536] == bytes(61440)
+    assert data[65536:69632] == b"\x44" * 4096
+
+
 @pytest.mark.parametrize("compat", ["0.10", "1.1"])
 def test_write_zeroes_does_not_allocate(tool, tmp_path, compat):
     img = tmp_path / "img.qcow2"
