@@ -14,6 +14,7 @@ import mmap
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import struct
@@ -458,6 +459,42 @@ def test_file_grown_ahead_is_given_back(tool, tmp_path):
     data = tool_read(tool, img, 2 * 65536)
     assert data[:4096] == b"\x33" * 4096 and data[4096:65536] == bytes(61440)
     assert data[65536:69632] == b"\x44" * 4096
+
+
+def limit_file_size(nbytes):
+    """preexec_fn: writes past @nbytes fail with EFBIG (as a full disk
+    fails them) instead of raising SIGXFSZ."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+    return apply
+
+
+@pytest.mark.parametrize("io", ["uring-qd32-direct", "sync-qd8"],
+                         indirect=True)
+def test_file_full_is_an_io_error_and_loses_nothing(tool, io):
+    """An allocating write the file system refuses fails with an I/O
+    error; the image stays consistent and what was written before stays."""
+    args, d = io
+    img = d / "img.qcow2"
+    sh("qemu-img", "create", "-f", "qcow2", img, "64M")
+    qt(tool, *args, img, "write", 0, MiB, 0x61, "flush")
+    limit = img.stat().st_size + 256 * 1024
+    p = subprocess.run([str(a) for a in (tool, *args, img, "write", 8 * MiB,
+                                         4 * MiB, 0x62)],
+                       capture_output=True,
+                       timeout=TIMEOUT, preexec_fn=limit_file_size(limit))
+    assert p.returncode == 2, p.stderr.decode()
+    assert b"Sanitizer" not in p.stderr, p.stderr.decode()
+    c = sh("qemu-img", "check", img, check=False)
+    # 0: clean; 3: leaked clusters only (the refused write's, at most).
+    assert c.returncode in (0, 3), c.stdout.decode() + c.stderr.decode()
+    data = tool_read(tool, img, 16 * MiB)
+    assert data[:MiB] == b"\x61" * MiB
+    # The refused range: old content (zeroes) or the new, never other.
+    for off in range(8 * MiB, 12 * MiB, 65536):
+        assert data[off:off + 65536] in (bytes(65536), b"\x62" * 65536)
+    assert data[12 * MiB:] == bytes(4 * MiB)
 
 
 @pytest.mark.parametrize("compat", ["0.10", "1.1"])
