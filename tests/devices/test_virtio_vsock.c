@@ -948,6 +948,21 @@ static int host_dial_guest(uint32_t port)
 	return fd;
 }
 
+/*
+ * Start @h on a new host → guest connection to GUEST_PORT: it sends and
+ * checks @total bytes of the stream of @seed both ways.
+ */
+static void host_peer_to_guest(struct hpeer *h, uint64_t seed, uint64_t total)
+{
+	int fd = host_dial_guest(GUEST_PORT);
+
+	assert_true(fd >= 0);
+	hpeer_start(h, fd, true, seed, total);
+	if (g.conf.kind == VSOCK_FIRECRACKER)
+		h->fc_port_line = "OK";
+	hpeer_run(h);
+}
+
 /* Where the guest's connections to host port @port land. */
 static void host_port_path(char *path, size_t len, uint32_t port)
 {
@@ -1134,17 +1149,11 @@ static bool hpeer_done(void *arg)
 static void test_host_to_guest(void **state)
 {
 	struct hpeer h;
-	int fd;
 
 	(void)state;
 	g.listen_port = GUEST_PORT;
 	g.accept_total = 300000;
-	fd = host_dial_guest(GUEST_PORT);
-	assert_true(fd >= 0);
-	hpeer_start(&h, fd, true, 1234, 300000);
-	if (g.conf.kind == VSOCK_FIRECRACKER)
-		h.fc_port_line = "OK";
-	hpeer_run(&h);
+	host_peer_to_guest(&h, 1234, 300000);
 	assert_true(gv_run_until(&g, hpeer_done, &h, 20000));
 	pthread_join(h.tid, NULL);
 	if (!h.ok)
@@ -1257,11 +1266,7 @@ static void test_bad_handshakes(void **state)
 		struct hpeer h;
 
 		g.accept_total = 1000;
-		fd = host_dial_guest(GUEST_PORT);
-		hpeer_start(&h, fd, true, 99, 1000);
-		if (g.conf.kind == VSOCK_FIRECRACKER)
-			h.fc_port_line = "OK";
-		hpeer_run(&h);
+		host_peer_to_guest(&h, 99, 1000);
 		assert_true(gv_run_until(&g, hpeer_done, &h, 10000));
 		pthread_join(h.tid, NULL);
 		if (!h.ok)
@@ -1533,15 +1538,8 @@ static void test_stress_20(void **state)
 		s.gc[i]->seed = 1000 + i;
 		s.gc[i]->total = total;
 	}
-	for (i = 0; i < s.n_h2g; i++) {
-		int fd = host_dial_guest(GUEST_PORT);
-
-		assert_true(fd >= 0);
-		hpeer_start(&s.hpeers[i], fd, true, 2000 + i, total);
-		if (g.conf.kind == VSOCK_FIRECRACKER)
-			s.hpeers[i].fc_port_line = "OK";
-		hpeer_run(&s.hpeers[i]);
-	}
+	for (i = 0; i < s.n_h2g; i++)
+		host_peer_to_guest(&s.hpeers[i], 2000 + i, total);
 	assert_true(gv_run_until(&g, stress_done, &s, 120000));
 	secs = (double)(now_ms() - t0) / 1000.0;
 	pthread_join(s.srv.tid, NULL);
@@ -1597,15 +1595,8 @@ static void test_reset_mid_stream(void **state)
 	s.hpeers = calloc(s.n_h2g, sizeof(struct hpeer));
 	g.listen_port = GUEST_PORT;
 	g.accept_total = total;
-	for (i = 0; i < s.n_h2g; i++) {
-		int fd = host_dial_guest(GUEST_PORT);
-
-		assert_true(fd >= 0);
-		hpeer_start(&s.hpeers[i], fd, true, 3000 + i, total);
-		if (g.conf.kind == VSOCK_FIRECRACKER)
-			s.hpeers[i].fc_port_line = "OK";
-		hpeer_run(&s.hpeers[i]);
-	}
+	for (i = 0; i < s.n_h2g; i++)
+		host_peer_to_guest(&s.hpeers[i], 3000 + i, total);
 	assert_true(gv_run_until(&g, some_data_moved, &s, 10000));
 	assert_int_equal(virtio_vsock_nr_conns(g.dev), 4);
 	vdriver_reset(&g.d);
@@ -1628,17 +1619,12 @@ static void test_rx_starvation(void **state)
 	uint64_t total = 2 << 20, before;
 	struct hpeer h;
 	struct gconn *c;
-	int fd, i;
+	int i;
 
 	(void)state;
 	g.listen_port = GUEST_PORT;
 	g.accept_total = total;
-	fd = host_dial_guest(GUEST_PORT);
-	assert_true(fd >= 0);
-	hpeer_start(&h, fd, true, 4242, total);
-	if (g.conf.kind == VSOCK_FIRECRACKER)
-		h.fc_port_line = "OK";
-	hpeer_run(&h);
+	host_peer_to_guest(&h, 4242, total);
 	while (!(c = gv_find(&g, GUEST_PORT, 1U << 30)) || c->recvd < 65536)
 		gv_poll(&g, 5);
 	g.hold_rx = true;

@@ -255,22 +255,6 @@ static bool rx_reap(struct netb *b)
 	return any;
 }
 
-static void wait_irq(struct netb *b, int ms)
-{
-	struct pollfd p[2] = {
-		{ .fd = b->d.irq_fd[RXQ], .events = POLLIN },
-		{ .fd = b->d.irq_fd[TXQ], .events = POLLIN },
-	};
-	uint64_t v;
-	int i;
-
-	if (poll(p, 2, ms) <= 0)
-		return;
-	for (i = 0; i < 2; i++)
-		if (p[i].revents & POLLIN && read(p[i].fd, &v, sizeof(v)) < 0)
-			return;
-}
-
 static uint32_t parse_ip(const char *s)
 {
 	struct in_addr a;
@@ -337,7 +321,7 @@ static void resolve_peer(struct netb *b)
 			if (bench_used(&b->d, TXQ, &head, &len, 5000) != 1)
 				bench_fail("net: the ARP request was not sent");
 		}
-		wait_irq(b, 50);
+		bench_wait_irq(&b->d, RXQ, TXQ, 50);
 		rx_reap(b);
 		answer_arp(b);
 	}
@@ -381,7 +365,7 @@ static void run_tx(struct netb *b, double secs)
 		if (rx_reap(b))
 			any = true;
 		if (!any)
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, RXQ, TXQ, 10);
 	}
 	bench_stop(&clk);
 	bench_print(&clk, b->tx_frames, b->tx_bytes,
@@ -399,14 +383,14 @@ static void run_rx(struct netb *b, double secs)
 	while (!b->counting) {
 		if (bench_now() - t0 > 15)
 			bench_fail("net: nothing arrived within 15 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, RXQ, TXQ, 10);
 		rx_reap(b);
 		answer_arp(b);
 	}
 	bench_start(&clk);
 	while (bench_now() - clk.t0 < secs) {
 		if (!rx_reap(b))
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, RXQ, TXQ, 10);
 		answer_arp(b);
 	}
 	bench_stop(&clk);
@@ -633,7 +617,7 @@ static void run_tcptx(struct netb *b, double secs)
 			bench_fail("net: the peer refused the TCP connection");
 		if (bench_now() - t0 > 5)
 			bench_fail("net: no SYN-ACK within 5 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, RXQ, TXQ, 10);
 		rx_reap(b);
 		answer_arp(b);
 	}
@@ -682,7 +666,7 @@ static void run_tcptx(struct netb *b, double secs)
 		else if (bench_now() - last_progress > 1.0)
 			bench_fail("net: TCP made no progress for 1 s");
 		if (!any)
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, RXQ, TXQ, 10);
 	}
 	bench_stop(&clk);
 	bench_print(&clk, b->tx_frames, b->tcp_acked - acked0,
@@ -709,7 +693,7 @@ static void run_tcprx(struct netb *b, double secs)
 	while (!b->got_syn) {
 		if (bench_now() - t0 > 15)
 			bench_fail("net: no SYN within 15 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, RXQ, TXQ, 10);
 		rx_reap(b);
 		answer_arp(b);
 	}
@@ -723,7 +707,7 @@ static void run_tcprx(struct netb *b, double secs)
 	while (!b->counting) {
 		if (bench_now() - t0 > 15)
 			bench_fail("net: no data within 15 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, RXQ, TXQ, 10);
 		rx_reap(b);
 		answer_arp(b);
 	}
@@ -754,7 +738,7 @@ static void run_tcprx(struct netb *b, double secs)
 			any = true;
 		}
 		if (!any)
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, RXQ, TXQ, 10);
 	}
 	bench_stop(&clk);
 	bench_print(&clk, b->rx_frames, b->tcp_rx_bytes - bytes0,

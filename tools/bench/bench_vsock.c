@@ -102,22 +102,6 @@ static void reap_tx(struct vsb *b)
 	}
 }
 
-static void wait_irq(struct vsb *b, int ms)
-{
-	struct pollfd p[2] = {
-		{ .fd = b->d.irq_fd[VIRTIO_VSOCK_RX], .events = POLLIN },
-		{ .fd = b->d.irq_fd[VIRTIO_VSOCK_TX], .events = POLLIN },
-	};
-	uint64_t v;
-	int i;
-
-	if (poll(p, 2, ms) <= 0)
-		return;
-	for (i = 0; i < 2; i++)
-		if (p[i].revents & POLLIN && read(p[i].fd, &v, sizeof(v)) < 0)
-			return;
-}
-
 /* Send a packet on @c: @op, @len payload bytes (RW), @flags. */
 static bool send_pkt(struct vsb *b, struct vconn *c, uint16_t op, uint32_t len,
 		     uint32_t flags)
@@ -163,7 +147,7 @@ static void send_ctl(struct vsb *b, struct vconn *c, uint16_t op,
 	while (!send_pkt(b, c, op, 0, flags)) {
 		if (bench_now() - t0 > 10)
 			bench_fail("vsock: the transmit queue is stuck");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 	}
 }
 
@@ -316,7 +300,7 @@ static void connect_all(struct vsb *b, unsigned int n)
 	do {
 		if (bench_now() - t0 > 10)
 			bench_fail("vsock: connections not accepted in 10 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 		reap_rx(b);
 		for (i = 0, up = 0; i < n; i++) {
 			if (b->c[i].closed)
@@ -354,7 +338,7 @@ static void run_g2h(struct vsb *b, unsigned int n, double secs)
 				sent = true;
 		}
 		if (!sent)
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 	}
 	/* Count what the device has taken. */
 	reap_tx(b);
@@ -374,7 +358,7 @@ static void run_h2g(struct vsb *b, unsigned int n, double secs)
 	while (!b->counting) {
 		if (bench_now() - t0 > 15)
 			bench_fail("vsock: nothing arrived within 15 s");
-		wait_irq(b, 10);
+		bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 		reap_rx(b);
 		reap_tx(b);
 	}
@@ -398,7 +382,7 @@ static void run_h2g(struct vsb *b, unsigned int n, double secs)
 				    ", \"conns\": %u, \"stalled\": true", n);
 			_exit(0);
 		} else {
-			wait_irq(b, 10);
+			bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 		}
 	}
 	bench_stop(&clk);
@@ -429,7 +413,7 @@ static void run_setup(struct vsb *b, double secs)
 			if (bench_now() - t0 > 10)
 				bench_fail("vsock: no RESPONSE within 10 s");
 			if (!reap_rx(b))
-				wait_irq(b, 10);
+				bench_wait_irq(&b->d, VIRTIO_VSOCK_RX, VIRTIO_VSOCK_TX, 10);
 			reap_tx(b);
 		}
 		send_ctl(b, c, VIRTIO_VSOCK_OP_RST, 0);

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,22 @@ uint16_t bench_post(struct vdriver *d, unsigned int qi, unsigned int slot,
 	}
 	vdriver_publish(d, qi, base);
 	return base;
+}
+
+void bench_wait_irq(struct vdriver *d, unsigned int qa, unsigned int qb, int ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = d->irq_fd[qa], .events = POLLIN },
+		{ .fd = d->irq_fd[qb], .events = POLLIN },
+	};
+	uint64_t v;
+	int i;
+
+	if (poll(p, 2, ms) <= 0)
+		return;
+	for (i = 0; i < 2; i++)
+		if (p[i].revents & POLLIN && read(p[i].fd, &v, sizeof(v)) < 0)
+			return;
 }
 
 /* virtio 1.2 §2.7.10: did the device ask to be told about this? */

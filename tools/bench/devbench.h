@@ -45,6 +45,12 @@ uint16_t bench_post(struct vdriver *d, unsigned int qi, unsigned int slot,
 		    unsigned int n_out, unsigned int n_in);
 /* Kick @qi if the device asked for it since avail idx @old_idx. */
 void bench_kick(struct vdriver *d, unsigned int qi, uint16_t old_idx);
+/*
+ * Wait up to @ms for an interrupt of queue @qa or @qb, and consume what
+ * arrived (the two queues of a net or vsock device).
+ */
+void bench_wait_irq(struct vdriver *d, unsigned int qa, unsigned int qb,
+		    int ms);
 /* vdriver_wait_used(). */
 int bench_used(struct vdriver *d, unsigned int qi, uint16_t *head,
 	       uint32_t *len, int timeout_ms);

@@ -658,6 +658,20 @@ def netns_setup(ns):
     return inns
 
 
+def run_with_sink(dev, sink_argv, secs, what):
+    """Start the sink @sink_argv, wait for its "ready", run devbench @dev
+    (about @secs s); both outputs."""
+    peer = subprocess.Popen(sink_argv, stdout=subprocess.PIPE, text=True)
+    if peer.stdout.readline().strip() != "ready":
+        peer.kill()
+        raise Failed(f"{what} did not start")
+    try:
+        out, _ = run_cmd(dev, secs + 60)
+    finally:
+        pout, _ = peer.communicate(timeout=secs + 30)
+    return out, pout
+
+
 def net_run(args, inns, conf, guest_ip, peer_ip, port, direction, payload,
             mtu, peer_argv):
     """Start the peer (a sink before a tx run; a blaster half a second
@@ -667,15 +681,8 @@ def net_run(args, inns, conf, guest_ip, peer_ip, port, direction, payload,
     dev = inns + [args.devbench, "net", conf, guest_ip, peer_ip, str(port),
                   direction, str(payload), str(mtu), str(secs)]
     if direction in ("tx", "tcptx"):
-        peer = subprocess.Popen(peer_argv + [str(secs + 3)],
-                                stdout=subprocess.PIPE, text=True)
-        if peer.stdout.readline().strip() != "ready":
-            peer.kill()
-            raise Failed("udpsink did not start")
-        try:
-            out, _ = run_cmd(dev, secs + 60)
-        finally:
-            pout, _ = peer.communicate(timeout=secs + 30)
+        out, pout = run_with_sink(dev, peer_argv + [str(secs + 3)], secs,
+                                  "udpsink")
     else:
         p = subprocess.Popen(dev, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -916,16 +923,9 @@ def vsock_run(args, kind, base, mode, conns, credit=None):
     if credit:
         dev += [str(credit[0]), str(credit[1])]
     if mode in ("g2h", "setup"):
-        peer = subprocess.Popen([args.devbench, "unixpeer", "sink", listen,
-                                 str(secs + 4)], stdout=subprocess.PIPE,
-                                text=True)
-        if peer.stdout.readline().strip() != "ready":
-            peer.kill()
-            raise Failed("unixpeer sink did not start")
-        try:
-            out, _ = run_cmd(dev, secs + 60)
-        finally:
-            pout, _ = peer.communicate(timeout=secs + 30)
+        out, pout = run_with_sink(dev, [args.devbench, "unixpeer", "sink",
+                                        listen, str(secs + 4)], secs,
+                                  "unixpeer sink")
     else:
         p = subprocess.Popen(dev, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
